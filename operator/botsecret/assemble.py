@@ -1,0 +1,133 @@
+"""Turn what the providers answered into the data of the target Secret. Pure: no I/O.
+
+Decides which keys exist, which are missing, and whether the whole sync must stop because a
+provider gave no definite answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .providers.base import Fetched, NotFound, ProviderError, RemoteRef
+from .spec import SECRET_KEY_PATTERN, BotSecretSpec
+from .values import SecretValue
+
+__all__ = ["SECRET_SIZE_LIMIT", "Assembled", "KeyOrigin", "ProviderAnswers", "assemble", "plan_fetches"]
+
+# The apiserver refuses Secrets over 1 MiB; keep headroom for metadata.
+SECRET_SIZE_LIMIT = 1024 * 1024 - 16 * 1024
+
+ProviderAnswers = Mapping[str, Mapping[RemoteRef, Fetched | ProviderError]]
+
+
+@dataclass(frozen=True)
+class KeyOrigin:
+    key: str
+    source: str
+    remote_name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Assembled:
+    data: dict[str, SecretValue] = field(default_factory=dict)
+    origins: tuple[KeyOrigin, ...] = ()
+    missing: tuple[str, ...] = ()
+    missing_required: tuple[str, ...] = ()
+    # The first error that is not a definite "not found": the sync must keep the last good Secret.
+    failure: ProviderError | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(len(k.encode()) + v.size for k, v in self.data.items())
+
+
+def plan_fetches(spec: BotSecretSpec) -> dict[str, list[RemoteRef]]:
+    """The distinct remote references to read, per source name."""
+    plan: dict[str, list[RemoteRef]] = {}
+    for item in spec.data:
+        refs = plan.setdefault(item.source, [])
+        if item.remote not in refs:
+            refs.append(item.remote)
+    for item_from in spec.data_from:
+        refs = plan.setdefault(item_from.source, [])
+        if item_from.remote not in refs:
+            refs.append(item_from.remote)
+    return plan
+
+
+def _json_object(value: SecretValue) -> dict[str, object] | None:
+    try:
+        parsed = json.loads(value.reveal())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _field_bytes(field_value: object) -> bytes:
+    # Strings are taken as they are; anything else keeps its JSON form ("42", "true", "{...}").
+    if isinstance(field_value, str):
+        return field_value.encode("utf-8")
+    return json.dumps(field_value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def assemble(spec: BotSecretSpec, answers: ProviderAnswers) -> Assembled:
+    data: dict[str, SecretValue] = {}
+    origins: list[KeyOrigin] = []
+    missing: list[str] = []
+    failure: ProviderError | None = None
+
+    def answer(source: str, ref: RemoteRef) -> Fetched | ProviderError:
+        return answers.get(source, {}).get(ref) or NotFound(f"no answer for {ref.name!r} from source {source!r}")
+
+    for index, item_from in enumerate(spec.data_from):
+        got = answer(item_from.source, item_from.remote)
+        label = f"dataFrom[{index}] ({item_from.remote.name})"
+        if isinstance(got, ProviderError):
+            failure = failure or (None if isinstance(got, NotFound) else got)
+            missing.append(label)
+            continue
+        document = _json_object(got.value)
+        if document is None:
+            missing.append(f"{label}: not a JSON object")
+            continue
+        for key, field_value in document.items():
+            if not SECRET_KEY_PATTERN.match(key):
+                missing.append(f"{label}: property is not a valid Secret key")
+                continue
+            data[key] = SecretValue(_field_bytes(field_value))
+            origins.append(KeyOrigin(key, item_from.source, item_from.remote.name, got.version))
+
+    # Explicit data entries come after dataFrom so that they win on a shared key.
+    for item in spec.data:
+        got = answer(item.source, item.remote)
+        if isinstance(got, ProviderError):
+            failure = failure or (None if isinstance(got, NotFound) else got)
+            missing.append(item.key)
+            continue
+        value = got.value
+        if item.property is not None:
+            document = _json_object(got.value)
+            if document is None or item.property not in document:
+                missing.append(item.key)
+                continue
+            value = SecretValue(_field_bytes(document[item.property]))
+        data[item.key] = value
+        origins = [o for o in origins if o.key != item.key]
+        origins.append(KeyOrigin(item.key, item.source, item.remote.name, got.version))
+
+    # Without spec.required every key is required; dataFrom entries are always required.
+    if spec.required is None:
+        missing_required = tuple(missing)
+    else:
+        missing_required = tuple(m for m in missing if m.startswith("dataFrom[")) + tuple(
+            k for k in spec.required if k not in data)
+    return Assembled(
+        data=data,
+        origins=tuple(sorted(origins, key=lambda o: o.key)),
+        missing=tuple(missing),
+        missing_required=missing_required,
+        failure=failure,
+    )

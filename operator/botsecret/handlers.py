@@ -1,0 +1,133 @@
+"""kopf handlers for BotSecrets. Thin: they translate events into calls of plain functions.
+
+One daemon per BotSecret does every sync, so syncs of one object never overlap; the change
+handlers only wake it. Core Secrets get no handler, index or watch: they are read and written by
+name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from . import secrets
+from .reconcile import SyncResult, sync
+from .runtime import OperatorConfig, Runtime
+from .scheduling import next_delay
+from .spec import DEFAULT_REFRESH_SECONDS, InvalidSpec, parse_spec
+from .status import events_for, status_patch
+
+GROUP, VERSION, PLURAL = "botsecret.dev", "v1alpha1", "botsecrets"
+FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    settings.scanning.disabled = True  # no list/watch on CRDs and namespaces needed
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = 16
+    memo.runtime = await asyncio.to_thread(Runtime.start, OperatorConfig.from_environment())
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    return kopf.login_via_client(**kwargs)
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime | None = memo.get("runtime")
+    if runtime is not None:
+        await asyncio.to_thread(runtime.close)
+
+
+def _wakeup(memo: kopf.Memo) -> asyncio.Event:
+    event: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
+    return event
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL)
+async def wake_on_change(memo: kopf.Memo, **_: Any) -> None:
+    # A spec edit or a new force-sync value: sync now instead of at the next refresh.
+    _wakeup(memo).set()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _report(runtime: Runtime, body: dict[str, Any], result: SyncResult) -> list[tuple[str, str, str]]:
+    meta, current = body["metadata"], body.get("status") or {}
+    previous = next((c for c in current.get("conditions") or [] if c.get("type") == "Ready"), None)
+    patch = status_patch(
+        result, current=current, generation=int(meta.get("generation") or 0), now=_now(),
+        force_sync=(meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION),
+    )
+    if patch is not None:
+        try:
+            runtime.patch_status(meta["namespace"], meta["name"], patch)
+        except ApiException as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report to
+                raise
+    return events_for(result, previous_ready=previous)
+
+
+def _refresh_seconds(result: SyncResult) -> float:
+    return result.spec.refresh_seconds if result.spec is not None else DEFAULT_REFRESH_SECONDS
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+                       logger: kopf.Logger, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    wakeup = _wakeup(memo)
+    failures = 0
+    while not stopped:
+        wakeup.clear()
+        snapshot: dict[str, Any] = json.loads(json.dumps(dict(body)))  # the live body changes under us
+        retry_after = None
+        try:
+            result = await asyncio.to_thread(sync, runtime.sync_context, snapshot)
+            for kind, reason, message in await asyncio.to_thread(_report, runtime, snapshot, result):
+                kopf.event(body, type=kind, reason=reason, message=message)
+            log = logger.info if result.ready else logger.warning
+            log(f"{result.reason}: {result.message}")
+            failures = failures + 1 if result.retryable else 0
+            refresh, retry_after = _refresh_seconds(result), result.retry_after
+        except Exception as e:
+            logger.error(f"sync failed unexpectedly: {type(e).__name__}")
+            failures, refresh = failures + 1, DEFAULT_REFRESH_SECONDS
+        delay = next_delay(refresh_seconds=refresh, failures=failures, retry_after=retry_after)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), timeout=delay)
+
+
+def _release(runtime: Runtime, body: dict[str, Any]) -> str:
+    meta = body["metadata"]
+    try:
+        spec = parse_spec(body.get("spec") or {}, name=meta["name"])
+    except InvalidSpec:
+        return "spec invalid; Secret left alone"
+    owner = secrets.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
+    return secrets.release(runtime.core, owner, spec.target)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def release(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    snapshot: dict[str, Any] = json.loads(json.dumps(dict(body)))
+    try:
+        outcome = await asyncio.to_thread(_release, memo.runtime, snapshot)
+    except ApiException as e:
+        raise kopf.TemporaryError(f"releasing the target Secret failed with HTTP {e.status}", delay=5) from None
+    logger.info(f"target Secret: {outcome}")

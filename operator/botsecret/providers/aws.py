@@ -1,0 +1,249 @@
+"""AWS Secrets Manager behind the :class:`~botsecret.providers.base.Provider` interface.
+
+Unpinned references are read in batches (``BatchGetSecretValue``, 20 ids a call); pinned ones
+one by one (``GetSecretValue``), because the batch call only reads the current version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
+
+from ..spec import AwsSource
+from ..values import SecretValue
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+__all__ = ["AwsCredentials", "AwsProvider"]
+
+BATCH_SIZE = 20  # the most ids BatchGetSecretValue takes in one SecretIdList
+CURRENT = "AWSCURRENT"
+THROTTLE_RETRY_AFTER = 5.0
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Error codes are shown in messages; anything not shaped like one is not repeated.
+_ERROR_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{0,63}$")
+# Secrets Manager's own codes, plus the IAM/STS spellings some endpoints (moto) answer with.
+_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
+_IDENTITY_REFUSED = frozenset({
+    "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
+    "InvalidClientTokenId", "SignatureDoesNotMatch", "AuthFailure", "ExpiredToken",
+})
+_THROTTLED = frozenset({"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    """Static credentials, e.g. read from the Secret a source's ``credentialsSecretRef`` names."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+class AwsProvider:
+    """One Secrets Manager endpoint in one region, bound to one identity."""
+
+    def __init__(self, source: AwsSource, *, credentials: AwsCredentials | None = None,
+                 timeout: float = 10.0) -> None:
+        self._source = source
+        self._client = _make_client(source, credentials, timeout)
+
+    def __repr__(self) -> str:
+        return f"AwsProvider(region={self._source.region!r}, endpoint={self._source.endpoint!r})"
+
+    def fetch(self, refs: Sequence[RemoteRef]) -> Mapping[RemoteRef, Fetched | ProviderError]:
+        unique = list(dict.fromkeys(refs))
+        results: dict[RemoteRef, Fetched | ProviderError] = {}
+        unpinned = [ref for ref in unique if ref.version is None]
+        for chunk in _chunks(unpinned, BATCH_SIZE):
+            results.update(self._fetch_batch(chunk))
+        for ref in unique:
+            if ref.version is not None:
+                results[ref] = self._fetch_one(ref)
+        return results
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _fetch_batch(self, refs: Sequence[RemoteRef]) -> dict[RemoteRef, Fetched | ProviderError]:
+        ids = [ref.name for ref in refs]
+        try:
+            entries, errors = self._batch_get(ids)
+        except ClientError as exc:
+            error = _classify(exc, _describe_batch(ids))
+            # Least-privilege IAM often grants GetSecretValue on named secrets but not the batch
+            # action, and one bad id can fail the whole call: a definite answer about the *call*
+            # is worth retrying one by one. A refused identity or a flaky store is not.
+            if isinstance(error, Unavailable) or _code(exc) in _IDENTITY_REFUSED:
+                raise error from None
+            return {ref: self._fetch_one(ref) for ref in refs}
+        except ParamValidationError:
+            return {ref: self._fetch_one(ref) for ref in refs}
+        except BotoCoreError as exc:
+            raise _classify_transport(exc, _describe_batch(ids)) from None
+        return {ref: self._batch_result(ref, entries, errors) for ref in refs}
+
+    def _batch_get(self, ids: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Every value and error entry of one SecretIdList, keyed by each name the entry answers to."""
+        entries: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
+        token: str | None = None
+        # At most one page per id, so a server that keeps handing out tokens cannot loop us;
+        # ids left unanswered are read one by one afterwards.
+        for _ in range(len(ids)):
+            if token:
+                page = self._client.batch_get_secret_value(SecretIdList=ids, NextToken=token)
+            else:
+                page = self._client.batch_get_secret_value(SecretIdList=ids)
+            for entry in page.get("SecretValues", []):
+                for key in (entry.get("Name"), entry.get("ARN")):
+                    if key:
+                        entries[key] = entry
+            for error in page.get("Errors", []):
+                errors[error.get("SecretId", "")] = error
+            token = page.get("NextToken")
+            if not token:
+                break
+        return entries, errors
+
+    def _batch_result(self, ref: RemoteRef, entries: Mapping[str, Any],
+                      errors: Mapping[str, Any]) -> Fetched | ProviderError:
+        if ref.name in errors:
+            error = errors[ref.name]
+            return _classify_code(error.get("ErrorCode", ""), error.get("Message", ""), _describe(ref))
+        if ref.name in entries:
+            return _fetched(entries[ref.name], ref)
+        # A partial ARN matches neither Name nor ARN of its entry; ask for it by itself.
+        return self._fetch_one(ref)
+
+    def _fetch_one(self, ref: RemoteRef) -> Fetched | ProviderError:
+        try:
+            if ref.version is not None and _is_version_id(ref.version):
+                response = self._client.get_secret_value(SecretId=ref.name, VersionId=ref.version)
+            else:
+                # Always name the stage: moto (and only moto) answers an unqualified read with a
+                # stale version after update_secret_version_stage.
+                stage = ref.version or CURRENT
+                response = self._client.get_secret_value(SecretId=ref.name, VersionStage=stage)
+        except ClientError as exc:
+            error = _classify(exc, _describe(ref))
+            if _code(exc) in _IDENTITY_REFUSED:
+                raise error from None
+            return error
+        except ParamValidationError:
+            return NotFound(f"AWS secret {_describe(ref)} is not a valid secret id or version")
+        except BotoCoreError as exc:
+            # The endpoint is down or the identity is missing: every other reference would fail
+            # the same way after the same wait, so give up on the batch.
+            raise _classify_transport(exc, _describe(ref)) from None
+        return _fetched(response, ref)
+
+
+def _make_client(source: AwsSource, credentials: AwsCredentials | None,
+                 timeout: float) -> SecretsManagerClient:
+    if credentials is None:
+        session = boto3.session.Session(region_name=source.region)
+    else:
+        session = boto3.session.Session(
+            region_name=source.region,
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.session_token,
+        )
+    config = Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        # One retry at most: the reconcile loop is the real retry, with its own backoff.
+        retries={"max_attempts": 2, "mode": "standard"},
+    )
+    return session.client("secretsmanager", endpoint_url=source.endpoint, config=config)
+
+
+def _chunks(items: Sequence[RemoteRef], size: int) -> Iterator[Sequence[RemoteRef]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _is_version_id(version: str) -> bool:
+    """VersionIds are UUIDs in practice; anything else is taken as a staging label."""
+    return bool(_UUID.match(version))
+
+
+def _fetched(entry: Mapping[str, Any], ref: RemoteRef) -> Fetched | ProviderError:
+    binary = entry.get("SecretBinary")
+    if binary is not None:
+        data = bytes(binary)
+    elif entry.get("SecretString") is not None:
+        data = str(entry["SecretString"]).encode("utf-8")
+    else:
+        return NotFound(f"AWS secret {_describe(ref)} has no value")
+    return Fetched(value=SecretValue(data), version=str(entry.get("VersionId", "")))
+
+
+def _describe(ref: RemoteRef) -> str:
+    if ref.version is None:
+        return repr(ref.name)
+    return f"{ref.name!r} version {ref.version!r}"
+
+
+def _describe_batch(ids: Sequence[str]) -> str:
+    return ", ".join(repr(name) for name in ids)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _classify(exc: ClientError, what: str) -> ProviderError:
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    error = _classify_code(_code(exc), message, what)
+    # An error body botocore cannot parse (moto answers IAM denials in XML) leaves only the
+    # HTTP status as its code; 401 and 403 still say the identity was refused.
+    if isinstance(error, Unavailable) and status in (401, 403):
+        error = AccessDenied(f"AWS denied reading secret {what} (HTTP {status})")
+    if isinstance(error, Unavailable) and error.retry_after is not None:
+        header = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after")
+        error.retry_after = _seconds(header, error.retry_after)
+    return error
+
+
+def _classify_code(code: str, provider_message: str, what: str) -> ProviderError:
+    """Map an AWS error code to a classified error with our own message.
+
+    ``provider_message`` is only inspected, never repeated: AWS messages can quote input.
+    """
+    if code == "ResourceNotFoundException":
+        return NotFound(f"AWS secret {what} not found")
+    if code == "InvalidRequestException" and "delet" in provider_message.lower():
+        return NotFound(f"AWS secret {what} is scheduled for deletion")
+    if code in _DENIED:
+        return AccessDenied(f"AWS denied reading secret {what}")
+    if code in _IDENTITY_REFUSED:
+        return AccessDenied(f"AWS refused the credentials ({code}) reading secret {what}")
+    if code in _THROTTLED:
+        return Unavailable(f"AWS throttled reading secret {what}", retry_after=THROTTLE_RETRY_AFTER)
+    shown = code if _ERROR_CODE.match(code) else "unknown error"
+    return Unavailable(f"AWS failed reading secret {what} ({shown})")
+
+
+def _classify_transport(exc: BotoCoreError, what: str) -> ProviderError:
+    if isinstance(exc, NoCredentialsError):
+        return AccessDenied(f"no AWS credentials found for reading secret {what}")
+    return Unavailable(f"AWS Secrets Manager unreachable reading secret {what} ({type(exc).__name__})")
+
+
+def _seconds(header: str | None, default: float) -> float:
+    try:
+        return max(0.0, float(header)) if header else default
+    except ValueError:
+        return default

@@ -1,0 +1,243 @@
+"""Google Secret Manager, read through the official client over gRPC.
+
+Endpoint convention (``spec.sources[].gcp.endpoint``):
+
+- unset: Google's endpoint over TLS (the regional ``secretmanager.{location}.rep.googleapis.com``
+  when ``location`` is set), authenticated with the service-account key from
+  ``credentialsSecretRef`` or, without one, Application Default Credentials;
+- ``http://host:port``: plaintext gRPC without credentials, for emulators and tests;
+- ``https://host:port`` or ``host:port``: TLS to that host with the same credentials as above.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import google_crc32c
+import grpc
+from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth import exceptions as auth_exc
+from google.auth.credentials import AnonymousCredentials
+
+from ..spec import GcpSource
+from ..values import SecretValue
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+
+__all__ = ["GcpProvider"]
+
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+DEFAULT_ENDPOINT = "secretmanager.googleapis.com"
+
+# The client's gRPC interceptor logs every response, payload included (base64 in the record's
+# structured "response" field), whenever this logger is enabled for DEBUG. An operator run with
+# debug logging must still never write a value, so the logger is capped at INFO.
+_PAYLOAD_LOGGER = "google.cloud.secretmanager_v1.services.secret_manager_service.transports.grpc"
+
+_SECRET_ID = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
+_FULL_NAME = re.compile(
+    r"^(?P<secret>projects/[^/]+(?:/locations/[^/]+)?/secrets/[a-zA-Z0-9_-]{1,255})(?:/versions/(?P<version>[^/]+))?$"
+)
+# ``latest``, a version number or a version alias.
+_VERSION = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
+
+# Definite answers from Google: repeating the call will not change them.
+_NOT_FOUND = (gexc.NotFound,)
+_DENIED = (gexc.PermissionDenied, gexc.Unauthenticated)
+# No answer at all: the next reference in the batch would fare no better.
+_STORE_DOWN = (gexc.ServiceUnavailable, gexc.DeadlineExceeded)
+# A failing token refresh surfaces as UNAVAILABLE with the OAuth error in the message; these
+# OAuth errors mean the key itself is bad, not that Google is down.
+_BAD_KEY_MARKERS = ("invalid_grant", "invalid_client", "unauthorized_client")
+
+
+class GcpProvider:
+    """One Secret Manager project (and optional location), read as one identity."""
+
+    def __init__(
+        self, source: GcpSource, *, credentials_json: bytes | None = None, timeout: float = 10.0,
+    ) -> None:
+        self._source = source
+        self._credentials_json = credentials_json
+        self._timeout = timeout
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    # -- public ------------------------------------------------------------------------------
+
+    def fetch(self, refs: Sequence[RemoteRef]) -> Mapping[RemoteRef, Fetched | ProviderError]:
+        if not refs:
+            return {}
+        try:
+            client = self._get_client()
+        except ProviderError as exc:
+            return dict.fromkeys(refs, exc)
+        results: dict[RemoteRef, Fetched | ProviderError] = {}
+        down: Unavailable | None = None
+        for ref in refs:
+            if ref in results:
+                continue
+            if down is not None:
+                # The store just failed to answer for another reference; asking again per
+                # reference would make a batch take len(refs) * timeout to fail.
+                results[ref] = Unavailable(f"{_shown(ref)}: not read, Secret Manager did not answer "
+                                           "for an earlier reference in this batch")
+                continue
+            result, store_down = self._fetch_one(client, ref)
+            if store_down and isinstance(result, Unavailable):
+                down = result
+            results[ref] = result
+        return results
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.transport.close()
+
+    # -- one reference -----------------------------------------------------------------------
+
+    def _fetch_one(self, client: Any, ref: RemoteRef) -> tuple[Fetched | ProviderError, bool]:
+        """The answer for ``ref``, and whether it says the store itself is not answering."""
+        try:
+            name = self.version_name(ref)
+        except ValueError as exc:
+            return NotFound(str(exc)), False
+        shown = _shown(ref)
+        try:
+            response = client.access_secret_version(request={"name": name}, timeout=self._timeout, retry=None)
+        except gexc.GoogleAPICallError as exc:
+            return _classify(exc, shown), isinstance(exc, _STORE_DOWN)
+        except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, grpc.RpcError, OSError) as exc:
+            # Raised before or around the RPC (token refresh, DNS, sockets); their messages can
+            # quote server responses, so only the type is shown.
+            return Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager"), True
+        return _checked(response, shown), False
+
+    def version_name(self, ref: RemoteRef) -> str:
+        """The full version resource name ``ref`` denotes in this source."""
+        full = _FULL_NAME.match(ref.name)
+        if full:
+            secret, named_version = full["secret"], full["version"]
+            if named_version is not None and ref.version is not None and named_version != ref.version:
+                raise ValueError(f"gcp secret {ref.name!r}: names version {named_version} but the reference "
+                                 f"pins version {ref.version}")
+            version = ref.version or named_version or "latest"
+        elif _SECRET_ID.match(ref.name):
+            secret, version = f"{self._parent()}/secrets/{ref.name}", ref.version or "latest"
+        else:
+            raise ValueError(f"gcp secret {ref.name!r}: not a secret id ([a-zA-Z0-9_-]{{1,255}}) "
+                             "nor a projects/.../secrets/... name")
+        if not _VERSION.match(version):
+            raise ValueError(f"gcp secret {ref.name!r}: {version!r} is not a version number, alias or latest")
+        return f"{secret}/versions/{version}"
+
+    def _parent(self) -> str:
+        if self._source.location:
+            return f"projects/{self._source.project}/locations/{self._source.location}"
+        return f"projects/{self._source.project}"
+
+    # -- client ------------------------------------------------------------------------------
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._new_client()
+            return self._client
+
+    def _new_client(self) -> Any:
+        # Imported here: the client library is heavy and only GCP sources need it.
+        from google.cloud.secretmanager_v1 import SecretManagerServiceClient
+        from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+            SecretManagerServiceGrpcTransport,
+        )
+
+        logging.getLogger(_PAYLOAD_LOGGER).setLevel(logging.INFO)
+        endpoint = self._source.endpoint
+        if endpoint is not None and endpoint.startswith("http://"):
+            # Plaintext means an emulator: no credentials to send, none to look up.
+            channel = grpc.insecure_channel(_host_port(endpoint, default_port=80), options=_CHANNEL_OPTIONS)
+            anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]  # google-auth lacks annotations
+            transport = SecretManagerServiceGrpcTransport(credentials=anonymous, channel=channel)
+            return SecretManagerServiceClient(transport=transport)
+        options = ClientOptions(api_endpoint=self._tls_endpoint())
+        return SecretManagerServiceClient(credentials=self._credentials(), client_options=options)
+
+    def _tls_endpoint(self) -> str:
+        endpoint = self._source.endpoint
+        if endpoint is not None:
+            return _host_port(endpoint if "://" in endpoint else f"https://{endpoint}", default_port=443)
+        if self._source.location:
+            return f"secretmanager.{self._source.location}.rep.googleapis.com"
+        return DEFAULT_ENDPOINT
+
+    def _credentials(self) -> Any:
+        from google.oauth2 import service_account
+
+        if self._credentials_json is None:
+            import google.auth
+
+            try:
+                credentials, _project = google.auth.default(scopes=list(SCOPES))
+            except auth_exc.DefaultCredentialsError as exc:
+                raise AccessDenied("gcp: no credentialsSecretRef and no Application Default Credentials "
+                                   "found") from exc
+            return credentials
+        try:
+            info = json.loads(self._credentials_json)
+            from_info = service_account.Credentials.from_service_account_info
+            return from_info(info, scopes=list(SCOPES))  # type: ignore[no-untyped-call]
+        except (ValueError, TypeError, KeyError) as exc:
+            # The parse error could quote the key; name the problem only.
+            raise AccessDenied("gcp: credentialsSecretRef does not hold a service-account key JSON "
+                               f"({type(exc).__name__})") from None
+
+
+_CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+
+
+def _host_port(url: str, *, default_port: int) -> str:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise Unavailable(f"gcp: endpoint {url!r} names no host")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port or default_port}"
+
+
+def _shown(ref: RemoteRef) -> str:
+    return f"gcp secret {ref.name!r} version {ref.version or 'latest'}"
+
+
+def _classify(exc: Any, shown: str) -> ProviderError:
+    """Map a failed call to the provider error classes, by status code, never by echoing the message."""
+    code = getattr(exc, "grpc_status_code", None)
+    code_name = code.name if code is not None else type(exc).__name__
+    if isinstance(exc, _NOT_FOUND):
+        return NotFound(f"{shown}: not found")
+    if isinstance(exc, _DENIED):
+        return AccessDenied(f"{shown}: access denied ({code_name})")
+    if isinstance(exc, gexc.FailedPrecondition):
+        # Secret Manager answers FAILED_PRECONDITION for a version that is disabled or destroyed:
+        # the value is definitely not readable until someone enables a version.
+        state = "destroyed" if "DESTROYED" in str(exc.message) else "disabled"
+        return NotFound(f"{shown}: version is {state}")
+    message = str(getattr(exc, "message", ""))
+    if isinstance(exc, gexc.ServiceUnavailable) and any(m in message for m in _BAD_KEY_MARKERS):
+        return AccessDenied(f"{shown}: Google refused the service-account key (token refresh failed)")
+    return Unavailable(f"{shown}: Secret Manager answered {code_name}")
+
+
+def _checked(response: Any, shown: str) -> Fetched | ProviderError:
+    """The fetched value, once its checksum (when Google sent one) matches."""
+    payload = response.payload
+    data = bytes(payload.data)
+    if "data_crc32c" in payload and int(payload.data_crc32c) != google_crc32c.value(data):
+        return Unavailable(f"{shown}: payload checksum mismatch (data_crc32c), corrupted in transit")
+    version = str(response.name).rsplit("/", 1)[-1]
+    return Fetched(value=SecretValue(data), version=version)

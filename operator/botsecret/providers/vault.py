@@ -1,0 +1,140 @@
+"""Vault (and OpenBao) KV secrets behind the :class:`~botsecret.providers.base.Provider` interface.
+
+A KV v2 value is the secret's whole data map as canonical JSON; the generic layer picks a
+``property`` out of it. KV v1 keeps no versions, so its version id is empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import hvac
+import hvac.exceptions as hvac_errors
+import requests
+
+from ..spec import VaultSource
+from ..values import SecretValue
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+
+__all__ = ["VaultProvider"]
+
+RATE_LIMIT_RETRY_AFTER = 5.0
+
+
+class VaultProvider:
+    """One KV mount of one Vault server, read with one token."""
+
+    def __init__(self, source: VaultSource, *, token: str, timeout: float = 10.0) -> None:
+        self._source = source
+        verify: bool | str = True
+        self._remove_ca: weakref.finalize[[str], VaultProvider] | None = None
+        if source.ca_bundle:
+            # requests only takes a CA bundle as a file path.
+            verify = _write_ca_bundle(source.ca_bundle)
+            self._remove_ca = weakref.finalize(self, _remove_file, verify)
+        self._client: Any = hvac.Client(
+            url=source.address, token=token, verify=verify, timeout=timeout, namespace=source.namespace,
+        )
+
+    def __repr__(self) -> str:
+        return f"VaultProvider(address={self._source.address!r}, mount={self._source.mount!r})"
+
+    def fetch(self, refs: Sequence[RemoteRef]) -> Mapping[RemoteRef, Fetched | ProviderError]:
+        return {ref: self._fetch_one(ref) for ref in dict.fromkeys(refs)}
+
+    def close(self) -> None:
+        self._client.adapter.close()
+        if self._remove_ca is not None:
+            self._remove_ca()
+
+    def _fetch_one(self, ref: RemoteRef) -> Fetched | ProviderError:
+        what = self._describe(ref)
+        try:
+            if self._source.kv_version == 1:
+                return self._read_v1(ref, what)
+            return self._read_v2(ref, what)
+        except (hvac_errors.VaultDown, hvac_errors.VaultNotInitialized) as exc:
+            # Sealed or uninitialised: every other path would answer the same.
+            raise Unavailable(f"Vault at {self._source.address} is {_state(exc)} reading {what}") from None
+        except requests.RequestException as exc:
+            raise Unavailable(
+                f"Vault at {self._source.address} unreachable reading {what} ({type(exc).__name__})"
+            ) from None
+        except hvac_errors.VaultError as exc:
+            return _classify(exc, what)
+
+    def _read_v2(self, ref: RemoteRef, what: str) -> Fetched | ProviderError:
+        version = _kv2_version(ref.version)
+        if ref.version is not None and version is None:
+            return NotFound(f"Vault secret {what}: a KV v2 version is a positive integer")
+        response = self._client.secrets.kv.v2.read_secret_version(
+            path=ref.name, mount_point=self._source.mount, version=version, raise_on_deleted_version=True,
+        )
+        body = _mapping(response.get("data") if isinstance(response, Mapping) else None)
+        if body.get("data") is None:
+            return NotFound(f"Vault secret {what} is deleted")
+        version_id = _mapping(body.get("metadata")).get("version", "")
+        return Fetched(value=_encode(_mapping(body["data"])), version=str(version_id))
+
+    def _read_v1(self, ref: RemoteRef, what: str) -> Fetched | ProviderError:
+        if ref.version is not None:
+            return NotFound(f"Vault secret {what}: KV v1 mounts keep no versions")
+        response = self._client.secrets.kv.v1.read_secret(path=ref.name, mount_point=self._source.mount)
+        body = response.get("data") if isinstance(response, Mapping) else None
+        if body is None:
+            return NotFound(f"Vault secret {what} not found")
+        return Fetched(value=_encode(_mapping(body)), version="")
+
+    def _describe(self, ref: RemoteRef) -> str:
+        where = f"{self._source.mount}/{ref.name}"
+        if self._source.namespace:
+            where = f"{self._source.namespace}/{where}"
+        text = repr(where)
+        return text if ref.version is None else f"{text} version {ref.version!r}"
+
+
+def _encode(data: Mapping[str, Any]) -> SecretValue:
+    return SecretValue(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _kv2_version(version: str | None) -> int | None:
+    if version is None or not version.isdigit() or int(version) < 1:
+        return None
+    return int(version)
+
+
+def _classify(exc: hvac_errors.VaultError, what: str) -> ProviderError:
+    """Map an hvac error to our own message; hvac's text can quote the response body."""
+    if isinstance(exc, hvac_errors.InvalidPath):
+        return NotFound(f"Vault secret {what} not found or deleted")
+    if isinstance(exc, hvac_errors.Forbidden | hvac_errors.Unauthorized):
+        return AccessDenied(f"Vault denied reading secret {what}")
+    if isinstance(exc, hvac_errors.RateLimitExceeded):
+        return Unavailable(f"Vault rate-limited reading secret {what}", retry_after=RATE_LIMIT_RETRY_AFTER)
+    return Unavailable(f"Vault failed reading secret {what} ({type(exc).__name__})")
+
+
+def _state(exc: hvac_errors.VaultError) -> str:
+    return "not initialised" if isinstance(exc, hvac_errors.VaultNotInitialized) else "sealed or down"
+
+
+def _write_ca_bundle(pem: str) -> str:
+    fd, path = tempfile.mkstemp(prefix="botsecret-vault-ca-", suffix=".pem")
+    with os.fdopen(fd, "w") as out:
+        out.write(pem)
+    return path
+
+
+def _remove_file(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -1,0 +1,119 @@
+"""One sync of one BotSecret: fetch, assemble, decide, write. No kopf here.
+
+Called from the handler layer with the object's body; answers a :class:`SyncResult` that the
+handlers turn into status and events. Every message names keys, sources and remote names, never
+values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from . import secrets
+from .assemble import SECRET_SIZE_LIMIT, KeyOrigin, ProviderAnswers, assemble, plan_fetches
+from .connect import ProviderPool
+from .fingerprint import data_hmac
+from .providers.base import Fetched, ProviderError, RemoteRef, Unavailable
+from .spec import BotSecretSpec, InvalidSpec, parse_spec
+from .values import SecretValue
+
+__all__ = ["SyncContext", "SyncResult", "sync"]
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    core: Any
+    pool: ProviderPool
+    hmac_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    ready: bool
+    reason: str
+    message: str
+    secret_name: str | None = None
+    origins: tuple[KeyOrigin, ...] = ()
+    data_hmac: str | None = None
+    written: bool = False
+    changed_keys: tuple[str, ...] = ()
+    retry_after: float | None = None
+    spec: BotSecretSpec | None = field(default=None, repr=False)
+    data: Mapping[str, SecretValue] = field(default_factory=dict, repr=False)
+
+    @property
+    def retryable(self) -> bool:
+        return self.reason in {"ProviderError", "WriteFailed"}
+
+
+def _fetch_all(ctx: SyncContext, namespace: str, spec: BotSecretSpec) -> ProviderAnswers:
+    answers: dict[str, Mapping[RemoteRef, Fetched | ProviderError]] = {}
+    for source_name, refs in plan_fetches(spec).items():
+        index = [s.name for s in spec.sources].index(source_name)
+        try:
+            provider = ctx.pool.get(namespace, spec.sources[index], index)
+            answers[source_name] = provider.fetch(refs)
+        except ProviderError as e:
+            answers[source_name] = dict.fromkeys(refs, e)
+        except Exception as e:
+            error = Unavailable(f"source {source_name!r}: unexpected {type(e).__name__}")
+            answers[source_name] = dict.fromkeys(refs, error)
+    return answers
+
+
+def _failure_message(spec: BotSecretSpec, answers: ProviderAnswers, failure: ProviderError) -> str:
+    for source_name, per_ref in answers.items():
+        if failure in per_ref.values():
+            return f"source {source_name!r}: {failure.message}"
+    return failure.message
+
+
+def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
+    meta = body.get("metadata", {})
+    name, namespace = meta.get("name", ""), meta.get("namespace", "")
+    try:
+        spec = parse_spec(body.get("spec") or {}, name=name)
+    except InvalidSpec as e:
+        return SyncResult(False, "InvalidSpec", str(e))
+    target_name = spec.target.name
+
+    answers = _fetch_all(ctx, namespace, spec)
+    built = assemble(spec, answers)
+    if built.failure is not None:
+        return SyncResult(False, built.failure.reason, _failure_message(spec, answers, built.failure),
+                          target_name, retry_after=built.failure.retry_after, spec=spec)
+    if built.missing_required:
+        return SyncResult(False, "MissingKeys", "missing: " + ", ".join(built.missing_required), target_name,
+                          spec=spec)
+    if built.size > SECRET_SIZE_LIMIT:
+        return SyncResult(False, "DataTooLarge",
+                          f"the data is {built.size} bytes; a Secret holds at most {SECRET_SIZE_LIMIT}",
+                          target_name, spec=spec)
+
+    owner = secrets.Owner(name=name, namespace=namespace, uid=meta.get("uid", ""))
+    try:
+        live = secrets.read(ctx.core, namespace, target_name)
+        secrets.check_ownership(live, owner, spec.target)
+        before = secrets.live_data(live) if live is not None else {}
+        written = secrets.needs_write(live, owner, spec.target, built.data)
+        if written:
+            secrets.apply(ctx.core, live, owner, spec.target, built.data)
+    except secrets.TargetConflict as e:
+        return SyncResult(False, "TargetConflict", str(e), target_name, spec=spec)
+    except ApiException as e:
+        return SyncResult(False, "WriteFailed", f"Secret {target_name!r}: HTTP {e.status} {e.reason}",
+                          target_name, spec=spec)
+
+    changed = tuple(sorted(k for k, v in built.data.items() if before.get(k) != v.reveal()))
+    message = f"{len(built.data)} keys synced to Secret {target_name!r}"
+    if built.missing:
+        message += "; optional keys missing: " + ", ".join(built.missing)
+    return SyncResult(
+        True, "Synced", message, target_name, origins=built.origins,
+        data_hmac=data_hmac(ctx.hmac_key, built.data), written=written, changed_keys=changed,
+        spec=spec, data=built.data,
+    )

@@ -1,0 +1,104 @@
+"""The operator's long-lived collaborators: API clients, provider pool, the HMAC key.
+
+Built once at startup and shared by every BotSecret's handlers.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets as random_secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from .connect import ProviderPool
+from .reconcile import SyncContext
+
+__all__ = ["HMAC_KEY_SECRET", "OperatorConfig", "Runtime", "load_or_create_hmac_key"]
+
+HMAC_KEY_SECRET = "botsecret-operator-hmac-key"
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespace: str = "botsecret-system"
+    provider_timeout: float = 10.0
+
+    @classmethod
+    def from_environment(cls) -> OperatorConfig:
+        return cls(
+            namespace=os.environ.get("BOTSECRET_NAMESPACE") or os.environ.get("POD_NAMESPACE") or cls.namespace,
+            provider_timeout=float(os.environ.get("BOTSECRET_PROVIDER_TIMEOUT", cls.provider_timeout)),
+        )
+
+
+def api_client() -> Any:
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+def load_or_create_hmac_key(core: Any, namespace: str) -> bytes:
+    """The key of every HMAC the operator writes; created once, kept in a Secret of its namespace."""
+    try:
+        secret = core.read_namespaced_secret(HMAC_KEY_SECRET, namespace)
+        return base64.b64decode(secret.data["key"])
+    except ApiException as e:
+        if e.status != 404:
+            raise
+    key = random_secrets.token_bytes(32)
+    body = {
+        "metadata": {"name": HMAC_KEY_SECRET, "labels": {"app.kubernetes.io/managed-by": "botsecret-operator"}},
+        "type": "Opaque",
+        "data": {"key": base64.b64encode(key).decode("ascii")},
+    }
+    try:
+        core.create_namespaced_secret(namespace, body)
+    except ApiException as e:
+        if e.status != 409:
+            raise
+        # Another replica won the race; use its key.
+        return base64.b64decode(core.read_namespaced_secret(HMAC_KEY_SECRET, namespace).data["key"])
+    return key
+
+
+@dataclass
+class Runtime:
+    settings: OperatorConfig
+    api: Any
+    hmac_key: bytes = field(repr=False)
+    pool: ProviderPool = field(repr=False)
+
+    @classmethod
+    def start(cls, settings: OperatorConfig) -> Runtime:
+        api = api_client()
+        core = client.CoreV1Api(api)
+        key = load_or_create_hmac_key(core, settings.namespace)
+        return cls(settings, api, key, ProviderPool(core, timeout=settings.provider_timeout))
+
+    @property
+    def core(self) -> Any:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def custom(self) -> Any:
+        return client.CustomObjectsApi(self.api)
+
+    @property
+    def sync_context(self) -> SyncContext:
+        return SyncContext(core=self.core, pool=self.pool, hmac_key=self.hmac_key)
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            "botsecret.dev", "v1alpha1", namespace, "botsecrets", name, {"status": status},
+            _content_type="application/merge-patch+json",
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+        self.api.close()

@@ -1,0 +1,172 @@
+"""Read, write and release the target Secret by name. Never a watch on Secrets.
+
+Writes are server-side applies under one fixed field manager, so ``Merge`` adds and later
+removes only the keys this operator applied, and a drifted key is taken back on the next apply.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from .spec import Target
+from .values import SecretValue
+
+__all__ = [
+    "FIELD_MANAGER",
+    "MANAGED_BY_LABEL",
+    "OWNER_LABEL",
+    "Owner",
+    "TargetConflict",
+    "apply",
+    "check_ownership",
+    "live_data",
+    "read",
+    "release",
+]
+
+FIELD_MANAGER = "botsecret-operator"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "botsecret-operator"
+OWNER_LABEL = "botsecret.dev/botsecret"
+APPLY = "application/apply-patch+yaml"
+
+
+class TargetConflict(Exception):
+    """The target Secret belongs to someone else."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The BotSecret a Secret is written for."""
+
+    name: str
+    namespace: str
+    uid: str
+    api_version: str = "botsecret.dev/v1alpha1"
+    kind: str = "BotSecret"
+
+
+def read(core: Any, namespace: str, name: str) -> Any | None:
+    try:
+        return core.read_namespaced_secret(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def live_data(secret: Any) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+
+
+def check_ownership(secret: Any | None, owner: Owner, target: Target) -> None:
+    """Refuse a Secret this BotSecret may not write; ``Merge`` may add keys to any plain Secret."""
+    if secret is None:
+        return
+    labels = secret.metadata.labels or {}
+    managed_by_us = labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+    other_botsecret = managed_by_us and labels.get(OWNER_LABEL) not in (None, owner.name)
+    if other_botsecret:
+        raise TargetConflict(
+            f"Secret {target.name!r} is already managed by BotSecret {labels.get(OWNER_LABEL)!r}")
+    if secret.type != target.type and target.creation_policy == "Merge":
+        raise TargetConflict(f"Secret {target.name!r} has type {secret.type}, not {target.type}")
+    if not managed_by_us and target.creation_policy != "Merge":
+        raise TargetConflict(
+            f"Secret {target.name!r} exists and is not managed by botsecret-operator; "
+            "set spec.target.creationPolicy: Merge to add keys to it")
+
+
+def needs_write(secret: Any | None, owner: Owner, target: Target, data: Mapping[str, SecretValue]) -> bool:
+    """Whether the live Secret differs from what this BotSecret would apply."""
+    if secret is None:
+        return True
+    live = live_data(secret)
+    if any(live.get(k) != v.reveal() for k, v in data.items()):
+        return True
+    if target.creation_policy == "Merge":
+        return False
+    if set(live) != set(data):
+        return True
+    labels, annotations = secret.metadata.labels or {}, secret.metadata.annotations or {}
+    if any(labels.get(k) != v for k, v in _labels(owner, target).items()):
+        return True
+    if any(annotations.get(k) != v for k, v in target.annotations.items()):
+        return True
+    owned = any(ref.uid == owner.uid for ref in (secret.metadata.owner_references or []))
+    return owned != (target.creation_policy == "Owner")
+
+
+def _labels(owner: Owner, target: Target) -> dict[str, str]:
+    return {**target.labels, MANAGED_BY_LABEL: MANAGED_BY, OWNER_LABEL: owner.name}
+
+
+def _manifest(owner: Owner, target: Target, data: Mapping[str, SecretValue]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": target.name, "namespace": owner.namespace}
+    if target.creation_policy != "Merge":
+        metadata["labels"] = _labels(owner, target)
+        metadata["annotations"] = dict(target.annotations)
+    if target.creation_policy == "Owner":
+        metadata["ownerReferences"] = [{
+            "apiVersion": owner.api_version, "kind": owner.kind, "name": owner.name, "uid": owner.uid,
+            "controller": True, "blockOwnerDeletion": True,
+        }]
+    manifest: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "Secret", "metadata": metadata,
+        "data": {k: base64.b64encode(v.reveal()).decode("ascii") for k, v in data.items()},
+    }
+    if target.creation_policy != "Merge":
+        manifest["type"] = target.type
+    return manifest
+
+
+def apply(core: Any, secret: Any | None, owner: Owner, target: Target, data: Mapping[str, SecretValue]) -> None:
+    """Create or update the Secret so that it holds ``data``; the caller has checked ownership."""
+    if secret is not None and secret.type != target.type and target.creation_policy != "Merge":
+        # The type of a Secret is immutable; this one is ours, so replace it.
+        core.delete_namespaced_secret(target.name, owner.namespace)
+    core.patch_namespaced_secret(
+        target.name, owner.namespace, _manifest(owner, target, data),
+        field_manager=FIELD_MANAGER, force=True, _content_type=APPLY,
+    )
+
+
+def release(core: Any, owner: Owner, target: Target) -> str:
+    """Carry out the deletion policy when the BotSecret goes away; returns what was done."""
+    secret = read(core, owner.namespace, target.name)
+    if secret is None:
+        return "absent"
+    labels = secret.metadata.labels or {}
+    ours = labels.get(MANAGED_BY_LABEL) == MANAGED_BY and labels.get(OWNER_LABEL) == owner.name
+    if target.creation_policy == "Merge":
+        if target.deletion_policy == "Delete":
+            # An empty apply drops every field this manager owns: our keys, nothing else.
+            core.patch_namespaced_secret(
+                target.name, owner.namespace,
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": target.name}},
+                field_manager=FIELD_MANAGER, force=True, _content_type=APPLY,
+            )
+            return "keys removed"
+        return "retained"
+    if not ours:
+        return "not ours"
+    if target.deletion_policy == "Delete":
+        try:
+            core.delete_namespaced_secret(target.name, owner.namespace)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+        return "deleted"
+    refs = [r for r in (secret.metadata.owner_references or []) if r.uid != owner.uid]
+    if len(refs) != len(secret.metadata.owner_references or []):
+        core.patch_namespaced_secret(
+            target.name, owner.namespace,
+            [{"op": "replace", "path": "/metadata/ownerReferences",
+              "value": [core.api_client.sanitize_for_serialization(r) for r in refs]}],
+        )
+    return "retained"

@@ -1,0 +1,374 @@
+"""The BotSecret spec as typed, immutable values, parsed from the custom resource.
+
+The apiserver validates most of this through the CRD schema and CEL rules; parsing checks again
+because an operator must not trust that every object went through the current schema. Every
+error names the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .providers.base import RemoteRef
+
+__all__ = [
+    "AwsSource",
+    "BotSecretSpec",
+    "DataFromItem",
+    "DataItem",
+    "GcpSource",
+    "InvalidSpec",
+    "RolloutTarget",
+    "Source",
+    "Target",
+    "VaultSource",
+    "parse_duration",
+    "parse_spec",
+]
+
+GROUP = "botsecret.dev"
+DEFAULT_REFRESH_SECONDS = 3600.0
+MIN_REFRESH_SECONDS = 5.0
+MAX_REFRESH_SECONDS = 7 * 24 * 3600.0
+SECRET_KEY_PATTERN = re.compile(r"^[-._a-zA-Z0-9]+$")
+# Secret types the cluster fills in itself; a BotSecret must never write one.
+FORBIDDEN_TARGET_TYPES = frozenset({"kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token"})
+
+CreationPolicy = Literal["Owner", "Orphan", "Merge"]
+DeletionPolicy = Literal["Retain", "Delete"]
+
+
+class InvalidSpec(ValueError):
+    """The spec cannot be acted on. ``field`` is the path of the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AwsSource:
+    region: str
+    endpoint: str | None = None
+    credentials_secret: str | None = None
+    service_account_name: str | None = None
+    role_arn: str | None = None
+    audience: str = "sts.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class GcpSource:
+    project: str
+    location: str | None = None
+    endpoint: str | None = None
+    credentials_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class VaultSource:
+    address: str
+    mount: str = "secret"
+    kv_version: int = 2
+    namespace: str | None = None
+    ca_bundle: str | None = None
+    credentials_secret: str | None = None
+    service_account_name: str | None = None
+    auth_role: str | None = None
+    auth_mount: str = "kubernetes"
+    audience: str = "vault"
+
+
+ProviderConfig = AwsSource | GcpSource | VaultSource
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    provider: ProviderConfig
+
+    @property
+    def kind(self) -> str:
+        return {AwsSource: "aws", GcpSource: "gcp", VaultSource: "vault"}[type(self.provider)]
+
+
+@dataclass(frozen=True)
+class DataItem:
+    key: str
+    source: str
+    remote: RemoteRef
+    property: str | None = None
+
+
+@dataclass(frozen=True)
+class DataFromItem:
+    source: str
+    remote: RemoteRef
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    type: str = "Opaque"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    creation_policy: CreationPolicy = "Owner"
+    deletion_policy: DeletionPolicy = "Delete"
+
+
+@dataclass(frozen=True)
+class RolloutTarget:
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet"]
+    name: str | None = None
+    match_labels: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class BotSecretSpec:
+    sources: tuple[Source, ...]
+    data: tuple[DataItem, ...]
+    data_from: tuple[DataFromItem, ...]
+    target: Target
+    refresh_seconds: float = DEFAULT_REFRESH_SECONDS
+    required: tuple[str, ...] | None = None
+    rollout_targets: tuple[RolloutTarget, ...] = ()
+    debounce_seconds: float = 10.0
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: str, field_path: str) -> float:
+    """Parse a Go-style duration such as ``1h``, ``90s`` or ``1h30m`` into seconds."""
+    if not isinstance(text, str) or not text:
+        raise InvalidSpec(field_path, "must be a duration such as 30s, 5m or 1h")
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        number, unit = float(match.group(1)), match.group(2)
+        total += number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+        pos = match.end()
+    if pos != len(text):
+        raise InvalidSpec(field_path, f"{text!r} is not a duration such as 30s, 5m or 1h")
+    return total
+
+
+def _str(obj: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise InvalidSpec(f"{path}.{key}", "is required")
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise InvalidSpec(f"{path}.{key}", "must be a non-empty string")
+    return value
+
+
+def _map(obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+    value = obj.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise InvalidSpec(f"{path}.{key}", "must be an object")
+    return value
+
+
+def _list(obj: Mapping[str, Any], key: str, path: str) -> list[Any]:
+    value = obj.get(key) or []
+    if not isinstance(value, list):
+        raise InvalidSpec(f"{path}.{key}", "must be a list")
+    return value
+
+
+def _secret_ref_name(obj: Mapping[str, Any], path: str) -> str | None:
+    ref = obj.get("credentialsSecretRef")
+    if ref is None:
+        return None
+    if not isinstance(ref, Mapping):
+        raise InvalidSpec(f"{path}.credentialsSecretRef", "must be an object with a name")
+    return _str(ref, "name", f"{path}.credentialsSecretRef", required=True)
+
+
+def _parse_source(raw: Any, index: int) -> Source:
+    path = f"spec.sources[{index}]"
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec(path, "must be an object")
+    name = _str(raw, "name", path, required=True)
+    assert name is not None
+    kinds = [k for k in ("aws", "gcp", "vault") if raw.get(k) is not None]
+    if len(kinds) != 1:
+        raise InvalidSpec(path, "must set exactly one of aws, gcp, vault")
+    kind = kinds[0]
+    conf = _map(raw, kind, path)
+    cpath = f"{path}.{kind}"
+    provider: ProviderConfig
+    if kind == "aws":
+        provider = AwsSource(
+            region=_str(conf, "region", cpath, required=True) or "",
+            endpoint=_str(conf, "endpoint", cpath),
+            credentials_secret=_secret_ref_name(conf, cpath),
+            service_account_name=_str(conf, "serviceAccountName", cpath),
+            role_arn=_str(conf, "roleArn", cpath),
+            audience=_str(conf, "audience", cpath) or "sts.amazonaws.com",
+        )
+    elif kind == "gcp":
+        provider = GcpSource(
+            project=_str(conf, "project", cpath, required=True) or "",
+            location=_str(conf, "location", cpath),
+            endpoint=_str(conf, "endpoint", cpath),
+            credentials_secret=_secret_ref_name(conf, cpath),
+        )
+    else:
+        kv_version = conf.get("kvVersion", 2)
+        if kv_version not in (1, 2):
+            raise InvalidSpec(f"{cpath}.kvVersion", "must be 1 or 2")
+        auth = _map(conf, "auth", cpath)
+        kube = _map(auth, "kubernetes", f"{cpath}.auth")
+        provider = VaultSource(
+            address=_str(conf, "address", cpath, required=True) or "",
+            mount=_str(conf, "mount", cpath) or "secret",
+            kv_version=int(kv_version),
+            namespace=_str(conf, "namespace", cpath),
+            ca_bundle=_str(conf, "caBundle", cpath),
+            credentials_secret=_secret_ref_name(conf, cpath),
+            service_account_name=_str(conf, "serviceAccountName", cpath),
+            auth_role=_str(kube, "role", f"{cpath}.auth.kubernetes"),
+            auth_mount=_str(kube, "mount", f"{cpath}.auth.kubernetes") or "kubernetes",
+            audience=_str(kube, "audience", f"{cpath}.auth.kubernetes") or "vault",
+        )
+    return Source(name=name, provider=provider)
+
+
+def _parse_remote_ref(raw: Mapping[str, Any], path: str) -> tuple[RemoteRef, str | None]:
+    ref = raw.get("remoteRef")
+    if not isinstance(ref, Mapping):
+        raise InvalidSpec(f"{path}.remoteRef", "is required")
+    rpath = f"{path}.remoteRef"
+    name = _str(ref, "name", rpath, required=True) or ""
+    version = ref.get("version")
+    if version is not None:
+        version = str(version)
+    return RemoteRef(name=name, version=version), _str(ref, "property", rpath)
+
+
+def _resolve_source(raw: Mapping[str, Any], path: str, names: list[str]) -> str:
+    source = _str(raw, "source", path)
+    if source is None:
+        if len(names) != 1:
+            raise InvalidSpec(f"{path}.source", "is required when spec.sources has more than one entry")
+        return names[0]
+    if source not in names:
+        raise InvalidSpec(f"{path}.source", f"names no entry of spec.sources ({source!r})")
+    return source
+
+
+def _parse_target(raw: Mapping[str, Any], default_name: str) -> Target:
+    path = "spec.target"
+    creation = raw.get("creationPolicy", "Owner")
+    if creation not in ("Owner", "Orphan", "Merge"):
+        raise InvalidSpec(f"{path}.creationPolicy", "must be Owner, Orphan or Merge")
+    deletion = raw.get("deletionPolicy", "Delete" if creation == "Owner" else "Retain")
+    if deletion not in ("Retain", "Delete"):
+        raise InvalidSpec(f"{path}.deletionPolicy", "must be Retain or Delete")
+    secret_type = _str(raw, "type", path) or "Opaque"
+    if secret_type in FORBIDDEN_TARGET_TYPES:
+        raise InvalidSpec(f"{path}.type", f"{secret_type} Secrets are filled in by the cluster itself")
+    labels, annotations = _map(raw, "labels", path), _map(raw, "annotations", path)
+    return Target(
+        name=_str(raw, "name", path) or default_name,
+        type=secret_type,
+        labels={str(k): str(v) for k, v in labels.items()},
+        annotations={str(k): str(v) for k, v in annotations.items()},
+        creation_policy=creation,
+        deletion_policy=deletion,
+    )
+
+
+def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], float]:
+    path = "spec.rollout"
+    targets: list[RolloutTarget] = []
+    for i, item in enumerate(_list(raw, "targets", path)):
+        tpath = f"{path}.targets[{i}]"
+        if not isinstance(item, Mapping):
+            raise InvalidSpec(tpath, "must be an object")
+        kind = item.get("kind")
+        if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
+            raise InvalidSpec(f"{tpath}.kind", "must be Deployment, StatefulSet or DaemonSet")
+        name = _str(item, "name", tpath)
+        selector = item.get("selector")
+        match_labels = None
+        if selector is not None:
+            match_labels = {str(k): str(v) for k, v in _map(selector, "matchLabels", f"{tpath}.selector").items()}
+        if (name is None) == (match_labels is None):
+            raise InvalidSpec(tpath, "must set exactly one of name, selector")
+        targets.append(RolloutTarget(kind=kind, name=name, match_labels=match_labels))
+    debounce = parse_duration(raw["debounce"], f"{path}.debounce") if "debounce" in raw else 10.0
+    return tuple(targets), debounce
+
+
+def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
+    """Turn ``body['spec']`` of BotSecret ``name`` into a :class:`BotSecretSpec`."""
+    sources = tuple(_parse_source(raw, i) for i, raw in enumerate(_list(spec, "sources", "spec")))
+    if not sources:
+        raise InvalidSpec("spec.sources", "must name at least one source")
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise InvalidSpec("spec.sources", "source names must be unique")
+
+    data: list[DataItem] = []
+    for i, raw in enumerate(_list(spec, "data", "spec")):
+        path = f"spec.data[{i}]"
+        if not isinstance(raw, Mapping):
+            raise InvalidSpec(path, "must be an object")
+        key = _str(raw, "key", path, required=True) or ""
+        if not SECRET_KEY_PATTERN.match(key) or len(key) > 253:
+            raise InvalidSpec(f"{path}.key", f"{key!r} is not a valid Secret key")
+        remote, prop = _parse_remote_ref(raw, path)
+        data.append(DataItem(key=key, source=_resolve_source(raw, path, names), remote=remote, property=prop))
+    keys = [d.key for d in data]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise InvalidSpec("spec.data", f"keys must be unique, repeated: {', '.join(duplicates)}")
+
+    data_from: list[DataFromItem] = []
+    for i, raw in enumerate(_list(spec, "dataFrom", "spec")):
+        path = f"spec.dataFrom[{i}]"
+        if not isinstance(raw, Mapping):
+            raise InvalidSpec(path, "must be an object")
+        remote, _ = _parse_remote_ref(raw, path)
+        data_from.append(DataFromItem(source=_resolve_source(raw, path, names), remote=remote))
+    if not data and not data_from:
+        raise InvalidSpec("spec.data", "spec.data or spec.dataFrom must name at least one remote secret")
+
+    refresh = DEFAULT_REFRESH_SECONDS
+    if spec.get("refreshInterval") is not None:
+        refresh = parse_duration(spec["refreshInterval"], "spec.refreshInterval")
+        if not MIN_REFRESH_SECONDS <= refresh <= MAX_REFRESH_SECONDS:
+            raise InvalidSpec("spec.refreshInterval", "must be between 5s and 168h")
+
+    required_raw = spec.get("required")
+    required: tuple[str, ...] | None = None
+    if required_raw is not None:
+        if not isinstance(required_raw, list) or not all(isinstance(k, str) for k in required_raw):
+            raise InvalidSpec("spec.required", "must be a list of key names")
+        required = tuple(required_raw)
+
+    rollout_targets, debounce = _parse_rollout(_map(spec, "rollout", "spec"))
+    return BotSecretSpec(
+        sources=sources,
+        data=tuple(data),
+        data_from=tuple(data_from),
+        target=_parse_target(_map(spec, "target", "spec"), name),
+        refresh_seconds=refresh,
+        required=required,
+        rollout_targets=rollout_targets,
+        debounce_seconds=debounce,
+    )

@@ -1,0 +1,53 @@
+"""Session-wide test world: a real control plane, real provider servers, all on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import processes
+from tests.harness.aws import MotoServer
+from tests.harness.vault import OpenBao
+
+ARTIFACTS = Path(os.environ.get("BOTSECRET_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+
+pytest_plugins = ["tests.harness.cluster_fixtures", "tests.harness.gcp_fixtures"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The leak scan reads what every other test left behind, so it runs last.
+    items.sort(key=lambda item: item.get_closest_marker("leaks") is not None)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def aws(artifacts: Path) -> Iterator[MotoServer]:
+    server = MotoServer(port=processes.free_port(), log=artifacts / "moto.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def vault(artifacts: Path) -> Iterator[OpenBao]:
+    server = OpenBao(port=processes.free_port(span=2), log=artifacts / "openbao.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_run() -> Iterator[None]:
+    yield
+    alive = processes.survivors()
+    for pid in alive:
+        print(f"harness: process {pid} outlived its fixture")
+    assert not alive, f"processes outlived the test run: {alive}"

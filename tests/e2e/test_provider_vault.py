@@ -1,0 +1,263 @@
+"""VaultProvider against a real OpenBao: KV v2 and v1, versions, policies, TLS, errors, no leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import ssl
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+from botsecret.providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+from botsecret.providers.vault import VaultProvider
+from botsecret.spec import VaultSource
+
+from tests.harness import processes
+from tests.harness.leaks import secret_value
+from tests.harness.vault import ROOT_TOKEN, OpenBao
+
+pytestmark = pytest.mark.sync
+
+
+def unique(label: str) -> str:
+    return f"e2e/provider/{label}-{secrets.token_hex(4)}"
+
+
+def canonical(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def provider_for(address: str, *, token: str = ROOT_TOKEN, timeout: float = 5.0, **source: Any) -> VaultProvider:
+    return VaultProvider(VaultSource(address=address, **source), token=token, timeout=timeout)
+
+
+@pytest.fixture
+def bao(vault: OpenBao) -> Any:
+    return vault.client()
+
+
+@pytest.fixture
+def provider(vault: OpenBao) -> Iterator[VaultProvider]:
+    p = provider_for(vault.address)
+    yield p
+    p.close()
+
+
+def fetched(result: Fetched | ProviderError) -> Fetched:
+    assert isinstance(result, Fetched), f"expected a value, got {result!r}"
+    return result
+
+
+def assert_no_leak(things: object, *values: str) -> None:
+    """Neither the repr of ``things`` nor any error message in it shows a stored value."""
+    texts = [repr(things), str(things)]
+    if isinstance(things, Mapping):
+        texts += [str(v) for v in things.values() if isinstance(v, ProviderError)]
+        texts += [v.message for v in things.values() if isinstance(v, ProviderError)]
+    for value in values:
+        for text in texts:
+            assert value.strip() not in text
+
+
+def write_v2(bao: Any, path: str, data: Mapping[str, Any], mount: str = "secret") -> int:
+    response = bao.secrets.kv.v2.create_or_update_secret(path=path, secret=dict(data), mount_point=mount)
+    return int(response["data"]["version"])
+
+
+def test_kv2_value_is_canonical_json_with_exact_strings(bao: Any, provider: VaultProvider) -> None:
+    name = unique("kv2")
+    data: dict[str, Any] = {"token": secret_value("vault_token") + "\n", "user": "bot", "nested": {"n": 1}}
+    version = write_v2(bao, name, data)
+
+    results = provider.fetch([RemoteRef(name)])
+
+    got = fetched(results[RemoteRef(name)])
+    assert got.value.reveal() == canonical(data)
+    assert json.loads(got.value.reveal())["token"] == data["token"]
+    assert got.version == str(version) == "1"
+    assert_no_leak(results, data["token"])
+
+
+def test_batch_with_one_missing_fails_only_that_one(bao: Any, provider: VaultProvider) -> None:
+    stored = {unique(f"batch{i}"): {"v": secret_value(f"vault_batch{i}")} for i in range(3)}
+    for name, data in stored.items():
+        write_v2(bao, name, data)
+    missing = unique("missing")
+    refs = [RemoteRef(n) for n in stored] + [RemoteRef(missing)]
+
+    results = provider.fetch(refs)
+
+    assert set(results) == set(refs)
+    for name, data in stored.items():
+        assert fetched(results[RemoteRef(name)]).value.reveal() == canonical(data)
+    error = results[RemoteRef(missing)]
+    assert isinstance(error, NotFound)
+    assert missing in error.message
+    assert_no_leak(results, *(d["v"] for d in stored.values()))
+
+
+def test_kv2_pinned_versions(bao: Any, provider: VaultProvider) -> None:
+    name = unique("pinned")
+    first, second = {"v": secret_value("vault_v1")}, {"v": secret_value("vault_v2")}
+    write_v2(bao, name, first)
+    write_v2(bao, name, second)
+    expected = {
+        RemoteRef(name): (second, "2"),
+        RemoteRef(name, "1"): (first, "1"),
+        RemoteRef(name, "2"): (second, "2"),
+    }
+    absent = [RemoteRef(name, "3"), RemoteRef(name, "0"), RemoteRef(name, "latest")]
+
+    results = provider.fetch([*expected, *absent])
+
+    for ref, (data, version) in expected.items():
+        got = fetched(results[ref])
+        assert (got.value.reveal(), got.version) == (canonical(data), version), ref
+    for ref in absent:
+        assert isinstance(results[ref], NotFound), (ref, results[ref])
+    assert_no_leak(results, first["v"], second["v"])
+
+
+def test_kv2_deleted_and_destroyed_versions_are_not_found(bao: Any, provider: VaultProvider) -> None:
+    name = unique("deleted")
+    first, second = {"v": secret_value("vault_del1")}, {"v": secret_value("vault_del2")}
+    write_v2(bao, name, first)
+    write_v2(bao, name, second)
+    bao.secrets.kv.v2.delete_latest_version_of_secret(path=name)
+    bao.secrets.kv.v2.destroy_secret_versions(path=name, versions=[1])
+    refs = [RemoteRef(name), RemoteRef(name, "1"), RemoteRef(name, "2")]
+
+    results = provider.fetch(refs)
+
+    for ref in refs:
+        assert isinstance(results[ref], NotFound), (ref, results[ref])
+    assert_no_leak(results, first["v"], second["v"])
+
+
+def test_kv1_mount(bao: Any, vault: OpenBao) -> None:
+    mount = f"kv1-{secrets.token_hex(4)}"
+    bao.sys.enable_secrets_engine("kv", path=mount, options={"version": "1"})
+    name, data = unique("kv1"), {"password": secret_value("vault_kv1") + "\n"}
+    bao.secrets.kv.v1.create_or_update_secret(path=name, secret=data, mount_point=mount)
+    p = provider_for(vault.address, mount=mount, kv_version=1)
+    missing, pinned = RemoteRef(unique("absent")), RemoteRef(name, "1")
+    try:
+        results = p.fetch([RemoteRef(name), missing, pinned])
+    finally:
+        p.close()
+
+    got = fetched(results[RemoteRef(name)])
+    assert (got.value.reveal(), got.version) == (canonical(data), "")
+    assert isinstance(results[missing], NotFound)
+    assert isinstance(results[pinned], NotFound)
+    assert "KV v1" in results[pinned].message  # type: ignore[union-attr]
+    assert_no_leak(results, data["password"])
+
+
+def test_policy_without_read_is_access_denied(bao: Any, vault: OpenBao) -> None:
+    allowed, forbidden = unique("allowed"), unique("forbidden")
+    allowed_data, forbidden_data = {"v": secret_value("vault_allowed")}, {"v": secret_value("vault_forbidden")}
+    write_v2(bao, allowed, allowed_data)
+    write_v2(bao, forbidden, forbidden_data)
+    policy = f"reader-{secrets.token_hex(4)}"
+    bao.sys.create_or_update_policy(name=policy, policy=f'path "secret/data/{allowed}" {{ capabilities = ["read"] }}')
+    token = bao.auth.token.create(policies=[policy], ttl="10m")["auth"]["client_token"]
+    p = provider_for(vault.address, token=token)
+    stranger = provider_for(vault.address, token="not-a-token")
+    try:
+        results = p.fetch([RemoteRef(allowed), RemoteRef(forbidden), RemoteRef(forbidden, "1")])
+        refused = stranger.fetch([RemoteRef(allowed)])
+    finally:
+        p.close()
+        stranger.close()
+
+    assert fetched(results[RemoteRef(allowed)]).value.reveal() == canonical(allowed_data)
+    for ref in (RemoteRef(forbidden), RemoteRef(forbidden, "1")):
+        assert isinstance(results[ref], AccessDenied), (ref, results[ref])
+        assert forbidden in results[ref].message  # type: ignore[union-attr]
+    assert isinstance(refused[RemoteRef(allowed)], AccessDenied)
+    for text in (repr(p), repr(stranger), repr(results), repr(refused)):
+        assert token not in text
+    assert_no_leak(results, allowed_data["v"], forbidden_data["v"])
+
+
+def test_namespace(bao: Any, vault: OpenBao) -> None:
+    namespace = f"team-{secrets.token_hex(4)}"
+    bao.sys.create_namespace(path=namespace)
+    scoped = hvac.Client(url=vault.address, token=ROOT_TOKEN, namespace=namespace)
+    scoped.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+    name, data = unique("ns"), {"v": secret_value("vault_namespaced")}
+    write_v2(scoped, name, data)
+    inside = provider_for(vault.address, namespace=namespace)
+    outside = provider_for(vault.address)
+    try:
+        assert fetched(inside.fetch([RemoteRef(name)])[RemoteRef(name)]).value.reveal() == canonical(data)
+        assert isinstance(outside.fetch([RemoteRef(name)])[RemoteRef(name)], NotFound)
+    finally:
+        inside.close()
+        outside.close()
+
+
+def test_unreachable_server_is_unavailable_quickly() -> None:
+    p = provider_for(f"http://127.0.0.1:{processes.free_port()}", timeout=2.0)  # nothing listens there
+    try:
+        start = time.monotonic()
+        with pytest.raises(Unavailable):
+            p.fetch([RemoteRef("a"), RemoteRef("b", "2")])
+        assert time.monotonic() - start < 10
+    finally:
+        p.close()
+
+
+@pytest.fixture(scope="module")
+def tls_vault(artifacts: Path) -> Iterator[tuple[str, Path]]:
+    """A second OpenBao dev server on HTTPS with its own CA: (address, CA file)."""
+    port = processes.free_port(span=2)  # the cluster listener takes port + 1
+    home = artifacts / f"openbao-tls-{port}"
+    home.mkdir(parents=True, exist_ok=True)
+    exe = shutil.which("bao") or str(Path(sys.executable).with_name("bao"))
+    proc = processes.start(
+        [exe, "server", "-dev", "-dev-tls", f"-dev-tls-cert-dir={home}",
+         f"-dev-root-token-id={ROOT_TOKEN}", f"-dev-listen-address=127.0.0.1:{port}"],
+        log=home / "openbao.log", env={"HOME": str(home)},
+    )
+    address, ca = f"https://127.0.0.1:{port}", home / "vault-ca.pem"
+    try:
+        processes.wait_until(
+            lambda: ca.exists() and urllib.request.urlopen(
+                f"{address}/v1/sys/health", timeout=1, context=_ssl_context(ca)).status == 200,
+            timeout=30, what="OpenBao TLS dev server", proc=proc, log=home / "openbao.log",
+        )
+        yield address, ca
+    finally:
+        processes.stop(proc)
+
+
+def _ssl_context(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
+
+
+def test_tls_with_ca_bundle(tls_vault: tuple[str, Path]) -> None:
+    address, ca = tls_vault
+    name, data = unique("tls"), {"v": secret_value("vault_tls")}
+    write_v2(hvac.Client(url=address, token=ROOT_TOKEN, verify=str(ca)), name, data)
+    trusting = provider_for(address, ca_bundle=ca.read_text())
+    untrusting = provider_for(address)  # the dev CA is in no system bundle
+    ca_file = trusting._client.adapter._kwargs["verify"]
+    try:
+        assert os.path.exists(ca_file)
+        assert fetched(trusting.fetch([RemoteRef(name)])[RemoteRef(name)]).value.reveal() == canonical(data)
+        with pytest.raises(Unavailable):
+            untrusting.fetch([RemoteRef(name)])
+    finally:
+        trusting.close()
+        untrusting.close()
+    assert not os.path.exists(ca_file)

@@ -1,0 +1,404 @@
+"""An in-process Google Secret Manager: the real gRPC API, served from memory.
+
+Google publishes no Secret Manager emulator, so this serves
+``google.cloud.secretmanager.v1.SecretManagerService`` with the message classes shipped in
+``google-cloud-secret-manager``. The official client talks to it over an insecure channel exactly
+as it talks to Google, so a test that passes here exercises the real client code paths: request
+encoding, pagers, error mapping.
+
+Semantics follow the real API where tests can observe them: versions are numbered from 1,
+``latest`` is the most recently created version whatever its state (accessing it while it is
+disabled fails), accessing a disabled or destroyed version is FAILED_PRECONDITION, payloads carry
+``data_crc32c``, and a checksum supplied on AddSecretVersion is verified.
+
+Failure injection: set :attr:`GcpSecretManagerFake.outage` to a status code to fail every RPC
+while it is set, :meth:`GcpSecretManagerFake.fail_next` to fail the next few,
+:attr:`GcpSecretManagerFake.latency` to make every RPC slow, and
+:attr:`GcpSecretManagerFake.corrupt_checksums` to send payloads whose ``data_crc32c`` is wrong.
+:attr:`GcpSecretManagerFake.calls` counts RPCs by method name.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import google_crc32c
+import grpc
+from google.cloud.secretmanager_v1 import SecretManagerServiceClient, types
+from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+    SecretManagerServiceGrpcTransport,
+)
+from google.protobuf import empty_pb2, timestamp_pb2
+
+__all__ = ["SERVICE", "GcpSecretManagerFake"]
+
+SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
+
+_PARENT = r"projects/(?P<project>[^/]+)(?:/locations/(?P<location>[^/]+))?"
+_PARENT_RE = re.compile(rf"^{_PARENT}$")
+_SECRET_RE = re.compile(rf"^(?P<secret>{_PARENT}/secrets/(?P<secret_id>[^/]+))$")
+_VERSION_RE = re.compile(rf"^(?P<secret>{_PARENT}/secrets/(?P<secret_id>[^/]+))/versions/(?P<version>[^/]+)$")
+_SECRET_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
+
+State = types.SecretVersion.State
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+_NOT_FOUND = grpc.StatusCode.NOT_FOUND
+_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+
+
+@dataclass
+class _Version:
+    number: int
+    data: bytes | None
+    state: Any
+    create_time: timestamp_pb2.Timestamp
+    destroy_time: timestamp_pb2.Timestamp | None = None
+    client_checksum: bool = False
+
+
+@dataclass
+class _Secret:
+    message: types.Secret
+    versions: list[_Version] = field(default_factory=list)
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    context.abort(code, message)
+    raise AssertionError("context.abort returned")  # abort raises; this keeps type checkers honest
+
+
+class GcpSecretManagerFake:
+    """Stateful, thread-safe Secret Manager on 127.0.0.1 with a free port."""
+
+    def __init__(self, *, workers: int = 16) -> None:
+        self.port = 0
+        self.calls: Counter[str] = Counter()
+        self.outage: grpc.StatusCode | None = None
+        self.latency: float = 0.0
+        # Makes AccessSecretVersion send a wrong data_crc32c, as a corrupting proxy would.
+        self.corrupt_checksums = False
+        self._workers = workers
+        self._lock = threading.RLock()
+        self._secrets: dict[str, _Secret] = {}
+        self._failures: list[tuple[grpc.StatusCode, str | None]] = []
+        self._server: grpc.Server | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def target(self) -> str:
+        """The gRPC target, for ``grpc.insecure_channel``."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        pool = futures.ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="gcp-fake")
+        server = grpc.server(pool)
+        server.add_generic_rpc_handlers((self._handler(),))
+        self.port = server.add_insecure_port("127.0.0.1:0")
+        if not self.port:
+            raise RuntimeError("gcp fake: could not bind 127.0.0.1")
+        server.start()
+        self._server = server
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=None).wait(5)
+            self._server = None
+
+    def client(self) -> SecretManagerServiceClient:
+        """The official sync client, reaching this fake over an insecure channel."""
+        channel = grpc.insecure_channel(self.target)
+        return SecretManagerServiceClient(transport=SecretManagerServiceGrpcTransport(channel=channel))
+
+    # -- test controls -----------------------------------------------------------------------
+
+    def fail_next(self, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE, count: int = 1,
+                  *, method: str | None = None) -> None:
+        """Fail the next ``count`` RPCs (of ``method`` only, when given) with ``code``."""
+        with self._lock:
+            self._failures.extend([(code, method)] * count)
+
+    def reset(self) -> None:
+        """Forget every secret, injected failure and counter."""
+        with self._lock:
+            self._secrets.clear()
+            self._failures.clear()
+            self.calls.clear()
+            self.outage = None
+            self.latency = 0.0
+            self.corrupt_checksums = False
+
+    def put(self, project: str, secret_id: str, data: bytes, *, location: str | None = None) -> str:
+        """Seed a value without going through gRPC; creates the secret if needed.
+
+        Returns the new version's full name.
+        """
+        parent = f"projects/{project}" + (f"/locations/{location}" if location else "")
+        name = f"{parent}/secrets/{secret_id}"
+        with self._lock:
+            if name not in self._secrets:
+                replication = None if location else types.Replication(automatic=types.Replication.Automatic())
+                message = types.Secret(name=name, replication=replication, create_time=_now())
+                self._secrets[name] = _Secret(message)
+            return self._add_version(self._secrets[name], data, client_checksum=False).name
+
+    def set_state(self, version_name: str, state: str) -> None:
+        """Set a version to ``ENABLED``, ``DISABLED`` or ``DESTROYED`` without going through gRPC."""
+        with self._lock:
+            _, version = self._lookup_version_or_raise(version_name)
+            version.state = getattr(State, state)
+            if version.state == State.DESTROYED:
+                version.data, version.destroy_time = None, _now()
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def _handler(self) -> grpc.GenericRpcHandler:
+        def unary(method: str, fn: Callable[[Any, grpc.ServicerContext], Any], request: Any,
+                  serialize: Callable[[Any], bytes]) -> grpc.RpcMethodHandler:
+            def call(req: Any, context: grpc.ServicerContext) -> Any:
+                self._before(method, context)
+                return fn(req, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                call, request_deserializer=request.deserialize, response_serializer=serialize,
+            )
+
+        empty = empty_pb2.Empty.SerializeToString
+        secret, version = types.Secret.serialize, types.SecretVersion.serialize
+        methods = {
+            "CreateSecret": (self._create_secret, types.CreateSecretRequest, secret),
+            "GetSecret": (self._get_secret, types.GetSecretRequest, secret),
+            "ListSecrets": (self._list_secrets, types.ListSecretsRequest,
+                            types.ListSecretsResponse.serialize),
+            "DeleteSecret": (self._delete_secret, types.DeleteSecretRequest, empty),
+            "AddSecretVersion": (self._add_secret_version, types.AddSecretVersionRequest, version),
+            "GetSecretVersion": (self._get_secret_version, types.GetSecretVersionRequest, version),
+            "ListSecretVersions": (self._list_secret_versions, types.ListSecretVersionsRequest,
+                                   types.ListSecretVersionsResponse.serialize),
+            "AccessSecretVersion": (self._access_secret_version, types.AccessSecretVersionRequest,
+                                    types.AccessSecretVersionResponse.serialize),
+            "DisableSecretVersion": (self._disable, types.DisableSecretVersionRequest, version),
+            "EnableSecretVersion": (self._enable, types.EnableSecretVersionRequest, version),
+            "DestroySecretVersion": (self._destroy, types.DestroySecretVersionRequest, version),
+        }
+        return grpc.method_handlers_generic_handler(
+            SERVICE, {name: unary(name, fn, req, ser) for name, (fn, req, ser) in methods.items()},
+        )
+
+    def _before(self, method: str, context: grpc.ServicerContext) -> None:
+        with self._lock:
+            self.calls[method] += 1
+            outage, latency = self.outage, self.latency
+            injected = None
+            for i, (_code, only) in enumerate(self._failures):
+                if only is None or only == method:
+                    injected = self._failures.pop(i)[0]
+                    break
+        # Sleep outside the lock so a slow call does not stall the others.
+        if latency:
+            time.sleep(latency)
+        if outage is not None:
+            _abort(context, outage, f"injected outage ({outage.name})")
+        if injected is not None:
+            _abort(context, injected, f"injected failure ({injected.name})")
+
+    # -- lookups (callers hold the lock) -----------------------------------------------------
+
+    def _lookup_secret(self, name: str, context: grpc.ServicerContext) -> _Secret:
+        if not _SECRET_RE.match(name):
+            _abort(context, _INVALID, f"Invalid resource field value in the request: {name}")
+        secret = self._secrets.get(name)
+        if secret is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"Secret [{name}] not found.")
+        return secret
+
+    def _resolve(self, secret: _Secret, alias: str) -> _Version | None:
+        if alias == "latest":
+            return secret.versions[-1] if secret.versions else None
+        number = secret.message.version_aliases.get(alias) if not alias.isdigit() else int(alias)
+        if number is None:
+            return None
+        return next((v for v in secret.versions if v.number == number), None)
+
+    def _lookup_version(self, name: str, context: grpc.ServicerContext) -> tuple[_Secret, _Version]:
+        match = _VERSION_RE.match(name)
+        if not match:
+            _abort(context, _INVALID, f"Invalid resource field value in the request: {name}")
+        secret = self._secrets.get(match["secret"])
+        if secret is None or (match["version"] == "latest" and not secret.versions):
+            _abort(context, _NOT_FOUND, f"Secret [{match['secret']}] not found or has no versions.")
+        version = self._resolve(secret, match["version"])
+        if version is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"Secret Version [{name}] not found.")
+        return secret, version
+
+    def _lookup_version_or_raise(self, name: str) -> tuple[_Secret, _Version]:
+        match = _VERSION_RE.match(name)
+        secret = self._secrets.get(match["secret"]) if match else None
+        version = self._resolve(secret, match["version"]) if secret and match else None
+        if secret is None or version is None:
+            raise KeyError(name)
+        return secret, version
+
+    def _add_version(self, secret: _Secret, data: bytes, *, client_checksum: bool) -> types.SecretVersion:
+        number = (secret.versions[-1].number if secret.versions else 0) + 1
+        version = _Version(number, data, State.ENABLED, _now(), client_checksum=client_checksum)
+        secret.versions.append(version)
+        return self._version_message(secret, version)
+
+    @staticmethod
+    def _version_message(secret: _Secret, version: _Version) -> types.SecretVersion:
+        return types.SecretVersion(
+            name=f"{secret.message.name}/versions/{version.number}",
+            create_time=version.create_time,
+            destroy_time=version.destroy_time,
+            state=version.state,
+            etag=f'"{version.number}-{int(version.state)}"',
+            client_specified_payload_checksum=version.client_checksum,
+        )
+
+    # -- RPCs --------------------------------------------------------------------------------
+
+    def _create_secret(self, request: types.CreateSecretRequest,
+                       context: grpc.ServicerContext) -> types.Secret:
+        parent = _PARENT_RE.match(request.parent)
+        if not parent:
+            _abort(context, _INVALID, f"Invalid resource field value in the request: "
+                   f"{request.parent}")
+        if not _SECRET_ID_RE.match(request.secret_id):
+            _abort(context, _INVALID, "Invalid secret_id: must match [a-zA-Z0-9_-]{1,255}.")
+        regional = parent["location"] is not None
+        has_replication = "replication" in request.secret
+        # Global secrets must say how to replicate; regional ones live in their location only.
+        if not regional and not has_replication:
+            _abort(context, _INVALID, "Secret.replication must be specified.")
+        if regional and has_replication:
+            _abort(context, _INVALID, "Regional secrets must not set Secret.replication.")
+        name = f"{request.parent}/secrets/{request.secret_id}"
+        with self._lock:
+            if name in self._secrets:
+                _abort(context, grpc.StatusCode.ALREADY_EXISTS, f"Secret [{name}] already exists.")
+            message = types.Secret(request.secret)
+            message.name, message.create_time, message.etag = name, _now(), '"1"'
+            self._secrets[name] = _Secret(message)
+            return types.Secret(message)
+
+    def _get_secret(self, request: types.GetSecretRequest, context: grpc.ServicerContext) -> types.Secret:
+        with self._lock:
+            return types.Secret(self._lookup_secret(request.name, context).message)
+
+    def _list_secrets(self, request: types.ListSecretsRequest,
+                      context: grpc.ServicerContext) -> types.ListSecretsResponse:
+        if not _PARENT_RE.match(request.parent):
+            _abort(context, _INVALID, f"Invalid resource field value in the request: "
+                   f"{request.parent}")
+        prefix = f"{request.parent}/secrets/"
+        with self._lock:
+            found = [types.Secret(s.message) for name, s in self._secrets.items() if name.startswith(prefix)]
+        page, token = _page(found, request.page_size, request.page_token, context)
+        return types.ListSecretsResponse(secrets=page, next_page_token=token, total_size=len(found))
+
+    def _delete_secret(self, request: types.DeleteSecretRequest,
+                       context: grpc.ServicerContext) -> empty_pb2.Empty:
+        with self._lock:
+            secret = self._lookup_secret(request.name, context)
+            if request.etag and request.etag != secret.message.etag:
+                _abort(context, grpc.StatusCode.ABORTED, "The etag provided does not match the current etag.")
+            del self._secrets[request.name]
+        return empty_pb2.Empty()
+
+    def _add_secret_version(self, request: types.AddSecretVersionRequest,
+                            context: grpc.ServicerContext) -> types.SecretVersion:
+        data = bytes(request.payload.data)
+        supplied = "data_crc32c" in request.payload
+        if supplied and request.payload.data_crc32c != google_crc32c.value(data):
+            _abort(context, _INVALID, "Checksum mismatch: data_crc32c does not match data.")
+        if len(data) > 64 * 1024:
+            _abort(context, _INVALID, "Secret payload data must be at most 65536 bytes.")
+        with self._lock:
+            secret = self._lookup_secret(request.parent, context)
+            return self._add_version(secret, data, client_checksum=supplied)
+
+    def _get_secret_version(self, request: types.GetSecretVersionRequest,
+                            context: grpc.ServicerContext) -> types.SecretVersion:
+        with self._lock:
+            return self._version_message(*self._lookup_version(request.name, context))
+
+    def _list_secret_versions(self, request: types.ListSecretVersionsRequest,
+                              context: grpc.ServicerContext) -> types.ListSecretVersionsResponse:
+        with self._lock:
+            secret = self._lookup_secret(request.parent, context)
+            # The real API lists newest first.
+            found = [self._version_message(secret, v) for v in reversed(secret.versions)]
+        page, token = _page(found, request.page_size, request.page_token, context)
+        return types.ListSecretVersionsResponse(versions=page, next_page_token=token, total_size=len(found))
+
+    def _access_secret_version(self, request: types.AccessSecretVersionRequest,
+                               context: grpc.ServicerContext) -> types.AccessSecretVersionResponse:
+        with self._lock:
+            secret, version = self._lookup_version(request.name, context)
+            resolved = f"{secret.message.name}/versions/{version.number}"
+            if version.state != State.ENABLED or version.data is None:
+                _abort(context, grpc.StatusCode.FAILED_PRECONDITION,
+                       f"Secret Version [{resolved}] is in {version.state.name} state.")
+            data = version.data
+        checksum = google_crc32c.value(data) ^ (1 if self.corrupt_checksums else 0)
+        return types.AccessSecretVersionResponse(
+            name=resolved, payload=types.SecretPayload(data=data, data_crc32c=checksum),
+        )
+
+    def _change_state(self, name: str, context: grpc.ServicerContext, state: Any) -> types.SecretVersion:
+        with self._lock:
+            secret, version = self._lookup_version(name, context)
+            if version.state == State.DESTROYED and state != State.DESTROYED:
+                resolved = f"{secret.message.name}/versions/{version.number}"
+                _abort(context, _PRECONDITION, f"Secret Version [{resolved}] is in DESTROYED state.")
+            version.state = state
+            if state == State.DESTROYED and version.data is not None:
+                version.data, version.destroy_time = None, _now()
+            return self._version_message(secret, version)
+
+    def _disable(self, request: types.DisableSecretVersionRequest,
+                 context: grpc.ServicerContext) -> types.SecretVersion:
+        return self._change_state(request.name, context, State.DISABLED)
+
+    def _enable(self, request: types.EnableSecretVersionRequest,
+                context: grpc.ServicerContext) -> types.SecretVersion:
+        return self._change_state(request.name, context, State.ENABLED)
+
+    def _destroy(self, request: types.DestroySecretVersionRequest,
+                 context: grpc.ServicerContext) -> types.SecretVersion:
+        return self._change_state(request.name, context, State.DESTROYED)
+
+
+def _page(items: list[Any], page_size: int, page_token: str,
+          context: grpc.ServicerContext) -> tuple[list[Any], str]:
+    """One page of ``items``; the token is the offset of the next page, opaque to clients."""
+    if page_size < 0:
+        _abort(context, _INVALID, "page_size must not be negative.")
+    size = min(page_size or 25000, 25000)
+    try:
+        start = int(page_token) if page_token else 0
+    except ValueError:
+        _abort(context, _INVALID, "Invalid page_token.")
+    end = start + size
+    return items[start:end], (str(end) if end < len(items) else "")

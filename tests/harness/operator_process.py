@@ -1,0 +1,127 @@
+"""The operator under test, run as its own process under its own ServiceAccount.
+
+It runs with exactly the RBAC of ``manifests/rbac.yaml`` (what the chart ships), not as admin,
+and its whole output goes to a log file that the leak test scans.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import Popen
+from typing import Any
+
+import yaml
+from kubernetes import utils
+from kubernetes.client.exceptions import ApiException
+
+from . import processes
+from .cluster import REPO, ControlPlane, write_kubeconfig
+from .cluster_fixtures import Kube
+
+OPERATOR_NAMESPACE = "botsecret-system"
+CRD_FILE = REPO / "crds" / "botsecret.dev_botsecrets.yaml"
+
+
+def apply_file(kube: Kube, path: Path) -> None:
+    """Create each object of a YAML file, replacing (or leaving) what already exists."""
+    for doc in yaml.safe_load_all(path.read_text()):
+        if not doc:
+            continue
+        try:
+            utils.create_from_dict(kube.api, doc)
+        except utils.FailToCreateError as e:
+            if not all(isinstance(x, ApiException) and x.status == 409 for x in e.api_exceptions):
+                raise
+
+
+def install_crd(kube: Kube) -> None:
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    name = crd["metadata"]["name"]
+    try:
+        live = kube.crds.read_custom_resource_definition(name)
+        crd["metadata"]["resourceVersion"] = live.metadata.resource_version
+        kube.crds.replace_custom_resource_definition(name, crd)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        kube.crds.create_custom_resource_definition(crd)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        conditions = kube.crds.read_custom_resource_definition(name).status.conditions or []
+        if any(c.type == "Established" and c.status == "True" for c in conditions):
+            break
+        time.sleep(0.2)
+    # Established can precede serving by a moment.
+    while time.monotonic() < deadline:
+        try:
+            kube.custom.list_namespaced_custom_object("botsecret.dev", "v1alpha1", "default", "botsecrets")
+            return
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            time.sleep(0.2)
+    raise TimeoutError("BotSecret CRD not served")
+
+
+def operator_kubeconfig(kube: Kube, cluster: ControlPlane, path: Path) -> Path:
+    """A kubeconfig with a token of the operator's ServiceAccount."""
+    request = {"spec": {"expirationSeconds": 86400}}
+    token = kube.core.create_namespaced_service_account_token("botsecret-operator", OPERATOR_NAMESPACE, request)
+    return write_kubeconfig(path, server=cluster.server, ca=cluster.ca_path, user="botsecret-operator",
+                            token=token.status.token)
+
+
+@dataclass
+class OperatorProcess:
+    kubeconfig: Path
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    proc: Popen[bytes] | None = field(default=None, repr=False)
+    health_port: int = 0
+
+    def start(self) -> None:
+        self.health_port = processes.free_port()
+        self.proc = processes.start(
+            [sys.executable, "-m", "botsecret.cli", "run", "--liveness",
+             f"http://127.0.0.1:{self.health_port}/healthz"],
+            log=self.log,
+            env={"KUBECONFIG": str(self.kubeconfig), "BOTSECRET_NAMESPACE": OPERATOR_NAMESPACE,
+                 "PYTHONUNBUFFERED": "1", **self.env},
+        )
+        processes.wait_until(self._healthy, timeout=60, what="operator", proc=self.proc, log=self.log)
+
+    def _healthy(self) -> bool:
+        url = f"http://127.0.0.1:{self.health_port}/healthz"
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            processes.stop(self.proc, timeout=20)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def deploy(kube: Kube, cluster: ControlPlane, artifacts: Path, **env: Any) -> OperatorProcess:
+    install_crd(kube)
+    try:
+        kube.core.create_namespace({"metadata": {"name": OPERATOR_NAMESPACE}})
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    apply_file(kube, REPO / "manifests" / "rbac.yaml")
+    kubeconfig = operator_kubeconfig(kube, cluster, artifacts / "operator.kubeconfig")
+    operator = OperatorProcess(kubeconfig=kubeconfig, log=artifacts / "operator.log",
+                               env={k: str(v) for k, v in env.items()})
+    operator.start()
+    return operator
