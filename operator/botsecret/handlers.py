@@ -8,10 +8,10 @@ name.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -57,10 +57,17 @@ def _wakeup(memo: kopf.Memo) -> asyncio.Event:
     return event
 
 
-@kopf.on.update(GROUP, VERSION, PLURAL)
-async def wake_on_change(memo: kopf.Memo, **_: Any) -> None:
-    # A spec edit or a new force-sync value: sync now instead of at the next refresh.
-    _wakeup(memo).set()
+def _sync_trigger(body: Mapping[str, Any]) -> tuple[object, object]:
+    return body.get("metadata", {}).get("generation"), body.get("metadata", {}).get("annotations", {}).get(
+        FORCE_SYNC_ANNOTATION)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # A spec edit (a new generation) or a new force-sync value: sync now, not at the next refresh.
+    # A plain event handler needs no diff-base annotation on the object, unlike on.update.
+    if memo.get("synced_trigger") not in (None, _sync_trigger(body)):
+        _wakeup(memo).set()
 
 
 def _now() -> str:
@@ -96,6 +103,7 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
     while not stopped:
         wakeup.clear()
         snapshot: dict[str, Any] = json.loads(json.dumps(dict(body)))  # the live body changes under us
+        memo.synced_trigger = _sync_trigger(snapshot)
         retry_after = None
         try:
             result = await asyncio.to_thread(sync, runtime.sync_context, snapshot)
@@ -105,12 +113,21 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
             log(f"{result.reason}: {result.message}")
             failures = failures + 1 if result.retryable else 0
             refresh, retry_after = _refresh_seconds(result), result.retry_after
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - keep syncing; log the type only, the text may carry data
             logger.error(f"sync failed unexpectedly: {type(e).__name__}")
             failures, refresh = failures + 1, DEFAULT_REFRESH_SECONDS
         delay = next_delay(refresh_seconds=refresh, failures=failures, retry_after=retry_after)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), timeout=delay)
+        await _sleep(wakeup, stopped, delay)
+
+
+async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
+    """Until the delay passes, something wakes this BotSecret, or the daemon is asked to stop."""
+    waiters = {asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def _release(runtime: Runtime, body: dict[str, Any]) -> str:

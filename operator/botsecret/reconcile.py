@@ -59,7 +59,7 @@ def _fetch_all(ctx: SyncContext, namespace: str, spec: BotSecretSpec) -> Provide
             answers[source_name] = provider.fetch(refs)
         except ProviderError as e:
             answers[source_name] = dict.fromkeys(refs, e)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a bug in one provider must not stop the others
             error = Unavailable(f"source {source_name!r}: unexpected {type(e).__name__}")
             answers[source_name] = dict.fromkeys(refs, error)
     return answers

@@ -130,6 +130,12 @@ def apply(core: Any, secret: Any | None, owner: Owner, target: Target, data: Map
     if secret is not None and secret.type != target.type and target.creation_policy != "Merge":
         # The type of a Secret is immutable; this one is ours, so replace it.
         core.delete_namespaced_secret(target.name, owner.namespace)
+        secret = None
+    foreign = set(live_data(secret)) - set(data) if secret is not None else set()
+    if foreign and target.creation_policy != "Merge":
+        # Keys someone else added to a Secret we own; an apply would leave them, as they have
+        # another field manager.
+        core.patch_namespaced_secret(target.name, owner.namespace, {"data": dict.fromkeys(foreign)})
     core.patch_namespaced_secret(
         target.name, owner.namespace, _manifest(owner, target, data),
         field_manager=FIELD_MANAGER, force=True, _content_type=APPLY,

@@ -32,7 +32,7 @@ def unique(label: str) -> str:
 
 
 def canonical(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def provider_for(address: str, *, token: str = ROOT_TOKEN, timeout: float = 5.0, **source: Any) -> VaultProvider:

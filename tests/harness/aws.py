@@ -26,7 +26,8 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+        exe = str(Path(sys.executable).with_name("moto_server"))
+        exe = exe if Path(exe).exists() else (shutil.which("moto_server") or "moto_server")
         self.proc = processes.start([exe, "-H", "127.0.0.1", "-p", str(self.port)], log=self.log)
         processes.wait_until(
             lambda: urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).status == 200,

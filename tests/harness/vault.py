@@ -26,7 +26,8 @@ class OpenBao:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        exe = shutil.which("bao") or str(Path(sys.executable).with_name("bao"))
+        exe = str(Path(sys.executable).with_name("bao"))
+        exe = exe if Path(exe).exists() else (shutil.which("bao") or "bao")
         self.proc = processes.start(
             [exe, "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}",
              f"-dev-listen-address=127.0.0.1:{self.port}"],

@@ -100,7 +100,7 @@ class VaultProvider:
 
 
 def _encode(data: Mapping[str, Any]) -> SecretValue:
-    return SecretValue(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
+    return SecretValue(json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

@@ -1,0 +1,33 @@
+# One entry point for people and CI. `make test` installs everything it needs and runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install binaries lint test test-fast dev-up clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+
+binaries:
+	@start=$$(date +%s); bash hack/build-binaries.sh >/dev/null; \
+	echo "control plane build: $$(( $$(date +%s) - start )) s"
+
+lint: install
+	$(BIN)/ruff check operator tests
+	$(BIN)/mypy
+
+test: install binaries lint
+	$(BIN)/pytest
+
+test-fast: lint
+	$(BIN)/pytest -m "not rollout"
+
+dev-up: install binaries
+	$(BIN)/python -m tests.harness.devup
+
+clean:
+	rm -rf $(VENV) test-artifacts .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,93 @@
+"""What a workload consumes of a Secret, and how far its rollout got. Pure, over plain dicts in
+the API's camelCase shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+__all__ = ["Phase", "consumed_keys", "rollout_phase"]
+
+Phase = Literal["Progressing", "Complete", "Failed"]
+
+
+def _containers(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]
+
+
+def consumed_keys(pod_template: Mapping[str, Any], secret: str, keys: Iterable[str]) -> frozenset[str] | None:
+    """The keys of Secret ``secret`` that the pod template reads, or ``None`` if it reads none.
+
+    A key-by-key reference (``env[].valueFrom.secretKeyRef``, or a volume with ``items``) counts
+    only those keys; ``envFrom`` or a volume of the whole Secret counts every key.
+    """
+    every = frozenset(keys)
+    used: set[str] = set()
+    referenced = False
+    pod_spec = pod_template.get("spec") or {}
+    for container in _containers(pod_spec):
+        for source in container.get("envFrom") or []:
+            if (source.get("secretRef") or {}).get("name") == secret:
+                return every
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if ref.get("name") == secret:
+                referenced = True
+                used.add(ref.get("key", ""))
+    for volume in pod_spec.get("volumes") or []:
+        sources = [volume.get("secret") or {}]
+        sources += [p.get("secret") or {} for p in (volume.get("projected") or {}).get("sources") or []]
+        for src in sources:
+            if src.get("secretName", src.get("name")) != secret:
+                continue
+            items = src.get("items")
+            if not items:
+                return every
+            referenced = True
+            used.update(item.get("key", "") for item in items)
+    return frozenset(used & every) if referenced else None
+
+
+def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return dict(condition)
+    return {}
+
+
+def rollout_phase(kind: str, obj: Mapping[str, Any]) -> tuple[Phase, str]:
+    """The phase of a workload's rollout, judged the way ``kubectl rollout status`` does."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    generation = (obj.get("metadata") or {}).get("generation", 0)
+    if status.get("observedGeneration", 0) < generation:
+        return "Progressing", "waiting for the controller to observe the new template"
+    if kind == "Deployment":
+        if _condition(obj, "Progressing").get("reason") == "ProgressDeadlineExceeded":
+            return "Failed", "progress deadline exceeded"
+        desired = spec.get("replicas", 1)
+        updated = status.get("updatedReplicas", 0)
+        if updated < desired:
+            return "Progressing", f"{updated} of {desired} replicas updated"
+        if status.get("replicas", 0) > updated:
+            return "Progressing", f"{status.get('replicas', 0) - updated} old replicas pending termination"
+        if status.get("availableReplicas", 0) < updated:
+            return "Progressing", f"{status.get('availableReplicas', 0)} of {updated} updated replicas available"
+        return "Complete", f"{updated} replicas updated and available"
+    if kind == "StatefulSet":
+        desired = spec.get("replicas", 1)
+        if (spec.get("updateStrategy") or {}).get("type") == "OnDelete":
+            return "Complete", "OnDelete strategy: pods pick up the template when they are deleted"
+        if status.get("updatedReplicas", 0) < desired:
+            return "Progressing", f"{status.get('updatedReplicas', 0)} of {desired} replicas updated"
+        if status.get("readyReplicas", 0) < desired:
+            return "Progressing", f"{status.get('readyReplicas', 0)} of {desired} replicas ready"
+        if status.get("updateRevision") != status.get("currentRevision") and desired > 0:
+            return "Progressing", "waiting for the update revision to become current"
+        return "Complete", f"{desired} replicas updated and ready"
+    desired = status.get("desiredNumberScheduled", 0)
+    updated = status.get("updatedNumberScheduled", 0)
+    if updated < desired:
+        return "Progressing", f"{updated} of {desired} pods updated"
+    if status.get("numberAvailable", 0) < desired:
+        return "Progressing", f"{status.get('numberAvailable', 0)} of {desired} pods available"
+    return "Complete", f"{desired} pods updated and available"

@@ -1,0 +1,366 @@
+"""The BotSecret CRD on a real apiserver: what it accepts, what it refuses and with which field path,
+and that its schema defaults agree with ``botsecret.spec.parse_spec``."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from botsecret.spec import InvalidSpec, parse_spec
+from kubernetes.client.exceptions import ApiException
+
+from tests.harness.cluster_fixtures import Kube
+
+pytestmark = pytest.mark.sync
+
+CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "botsecret.dev_botsecrets.yaml"
+GROUP, VERSION, PLURAL = "botsecret.dev", "v1alpha1", "botsecrets"
+
+# Every field set, one source of each kind.
+VALID: dict[str, Any] = {
+    "apiVersion": f"{GROUP}/{VERSION}",
+    "kind": "BotSecret",
+    "metadata": {"name": "bot"},
+    "spec": {
+        "sources": [
+            {"name": "aws", "aws": {
+                "region": "eu-west-1", "endpoint": "http://127.0.0.1:5000",
+                "credentialsSecretRef": {"name": "aws-creds"}, "serviceAccountName": "bot",
+                "roleArn": "arn:aws:iam::123456789012:role/bot-reader", "audience": "sts.amazonaws.com",
+            }},
+            {"name": "vault", "vault": {
+                "address": "https://vault.example.com:8200", "mount": "kv", "kvVersion": 1,
+                "namespace": "team-a/bots",
+                "caBundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                "credentialsSecretRef": {"name": "vault-token"}, "serviceAccountName": "bot",
+                "auth": {"kubernetes": {"role": "bot", "mount": "k8s", "audience": "openbao"}},
+            }},
+            {"name": "gcp", "gcp": {
+                "project": "bots-123", "location": "europe-west1", "endpoint": "secretmanager.example.com:443",
+                "credentialsSecretRef": {"name": "gcp-key"},
+            }},
+        ],
+        "data": [
+            {"key": "token", "source": "aws", "remoteRef": {"name": "bots/telegram", "property": "token",
+                                                            "version": "AWSCURRENT"}},
+            {"key": "api.key", "source": "vault", "remoteRef": {"name": "bots/api", "property": "key"}},
+            {"key": "signing-key", "source": "gcp", "remoteRef": {"name": "signing", "version": "3"}},
+        ],
+        "dataFrom": [{"source": "vault", "remoteRef": {"name": "bots/env", "version": "2"}}],
+        "target": {
+            "name": "bot-credentials", "type": "Opaque", "labels": {"app": "bot"},
+            "annotations": {"team": "bots"}, "creationPolicy": "Orphan", "deletionPolicy": "Delete",
+        },
+        "refreshInterval": "1h30m",
+        "required": ["token"],
+        "rollout": {
+            "targets": [{"kind": "Deployment", "name": "bot"},
+                        {"kind": "StatefulSet", "selector": {"matchLabels": {"app": "bot"}}}],
+            "debounce": "30s",
+        },
+    },
+}
+
+# Only what is required, so that every default of the schema applies.
+SPARSE: dict[str, Any] = {
+    "apiVersion": f"{GROUP}/{VERSION}",
+    "kind": "BotSecret",
+    "metadata": {"name": "sparse"},
+    "spec": {
+        "sources": [
+            {"name": "aws", "aws": {"region": "eu-west-1"}},
+            {"name": "vault", "vault": {"address": "http://127.0.0.1:8200", "auth": {"kubernetes": {}}}},
+        ],
+        "data": [{"key": "token", "source": "vault", "remoteRef": {"name": "bots/telegram"}}],
+        "rollout": {"targets": [{"kind": "Deployment", "name": "bot"}]},
+    },
+}
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def _established(kube: Kube, name: str) -> bool:
+    conditions = kube.crds.read_custom_resource_definition(name).status.conditions or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+
+@pytest.fixture(scope="module")
+def botsecret_crd(kube: Kube) -> Iterator[dict[str, Any]]:
+    """The CRD from the file, applied (or replacing an older version of it) and served."""
+    crd = yaml.safe_load(CRD_PATH.read_text())
+    name = crd["metadata"]["name"]
+    try:
+        kube.crds.create_custom_resource_definition(crd)
+    except ApiException as e:
+        if e.status != 409:
+            raise
+        live = kube.crds.read_custom_resource_definition(name)
+        crd["metadata"]["resourceVersion"] = live.metadata.resource_version
+        kube.crds.replace_custom_resource_definition(name, crd)
+    wait_for(lambda: _established(kube, name))
+
+    def served() -> bool:
+        # A dry-run create goes through the served schema without storing anything.
+        try:
+            kube.custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL,
+                                                        copy.deepcopy(VALID), dry_run="All")
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    wait_for(served)
+    yield crd
+
+
+def _create(kube: Kube, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    return result
+
+
+def test_crd_schema_describes_every_field() -> None:
+    crd = yaml.safe_load(CRD_PATH.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    undescribed: list[str] = []
+    preserved: list[str] = []
+    namespaces: list[str] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        # The apiserver refuses a description on metadata.
+        if not node.get("description") and path != ".metadata":
+            undescribed.append(path)
+        if node.get("x-kubernetes-preserve-unknown-fields"):
+            preserved.append(path)
+        for key, child in (node.get("properties") or {}).items():
+            if key == "namespace":
+                namespaces.append(f"{path}.{key}")
+            walk(child, f"{path}.{key}")
+        if "items" in node:
+            walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict) and node["additionalProperties"].get("properties"):
+            walk(node["additionalProperties"], f"{path}{{}}")
+
+    walk(schema, "")
+    assert not undescribed, f"fields without a description: {undescribed}"
+    assert preserved == [".status.pendingRollout"]
+    # No reference may point into another Kubernetes namespace; vault.namespace is Vault's own.
+    assert namespaces == [".spec.sources[].vault.namespace"]
+
+
+def test_valid_botsecret_is_accepted_and_unknown_fields_are_pruned(
+    kube: Kube, botsecret_crd: dict[str, Any], namespace: str,
+) -> None:
+    body = copy.deepcopy(VALID)
+    body["spec"]["colour"] = "blue"
+    body["spec"]["target"]["colour"] = "blue"
+    created = _create(kube, namespace, body)
+    assert "colour" not in created["spec"], "unknown field under spec was not pruned"
+    assert "colour" not in created["spec"]["target"], "unknown field under spec.target was not pruned"
+    assert created["spec"] == VALID["spec"]
+    listed = kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["bot"]
+
+
+def _case(mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    body = copy.deepcopy(VALID)
+    body["metadata"]["name"] = "invalid"
+    mutate(body["spec"])
+    return body
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation that sets spec field ``path`` (dots and list indexes, e.g. ``data.1.key``)."""
+    *parents, last = path.split(".")
+
+    def mutate(spec: dict[str, Any]) -> None:
+        node: Any = spec
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node[int(last)] = value
+        elif value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return mutate
+
+
+_DELETE = object()
+
+
+def _both(*mutations: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def mutate(spec: dict[str, Any]) -> None:
+        for m in mutations:
+            m(spec)
+    return mutate
+
+
+def _no_sources(spec: dict[str, Any]) -> None:
+    spec["sources"] = []
+    for item in spec["data"] + spec["dataFrom"]:
+        item.pop("source", None)
+
+
+# id, mutation of VALID's spec, field path the apiserver's message must name, a fragment of the
+# message, and whether parse_spec refuses it too (False where the CRD is deliberately stricter).
+INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str, bool]] = [
+    ("source-with-two-providers", _set("sources.0.gcp", {"project": "p"}),
+     "spec.sources[0]", "exactly one of aws, gcp, vault", True),
+    ("source-with-no-provider", _set("sources.2.gcp", _DELETE),
+     "spec.sources[2]", "exactly one of aws, gcp, vault", True),
+    ("data-source-missing-with-several-sources", _set("data.1.source", _DELETE),
+     "spec.data[1].source", "is required when spec.sources has more than one entry", True),
+    ("data-source-names-no-source", _set("data.1.source", "nowhere"),
+     "spec.data[1].source", '"nowhere" names no entry of spec.sources', True),
+    ("dataFrom-source-names-no-source", _set("dataFrom.0.source", "nowhere"),
+     "spec.dataFrom[0].source", '"nowhere" names no entry of spec.sources', True),
+    ("duplicate-data-keys", _set("data.1.key", "token"),
+     "spec.data[1]", 'Duplicate value: {"key":"token"}', True),
+    ("invalid-key-name", _set("data.1.key", "api key!"),
+     "spec.data[1].key", "should match", True),
+    ("refresh-interval-too-short", _set("refreshInterval", "2s"),
+     "spec.refreshInterval", "between 5s and 168h", True),
+    ("refresh-interval-too-long", _set("refreshInterval", "169h"),
+     "spec.refreshInterval", "between 5s and 168h", True),
+    ("refresh-interval-not-a-duration", _set("refreshInterval", "banana"),
+     "spec.refreshInterval", "should match", True),
+    ("target-type-service-account-token", _set("target.type", "kubernetes.io/service-account-token"),
+     "spec.target.type", "the cluster fills in Secrets of those types", True),
+    ("target-type-bootstrap-token", _set("target.type", "bootstrap.kubernetes.io/token"),
+     "spec.target.type", "the cluster fills in Secrets of those types", True),
+    ("rollout-target-with-name-and-selector", _set("rollout.targets.0.selector", {"matchLabels": {"app": "bot"}}),
+     "spec.rollout.targets[0]", "exactly one of name and selector", True),
+    ("rollout-target-with-neither", _set("rollout.targets.1.selector", _DELETE),
+     "spec.rollout.targets[1]", "exactly one of name and selector", True),
+    ("vault-kv-version-3", _set("sources.1.vault.kvVersion", 3),
+     "spec.sources[1].vault.kvVersion", "Unsupported value", True),
+    ("empty-sources", _no_sources,
+     "spec.sources", "at least 1 items", True),
+    ("neither-data-nor-dataFrom", _both(_set("data", []), _set("dataFrom", _DELETE), _set("required", _DELETE)),
+     "spec.data", "spec.data or spec.dataFrom must name at least one remote secret", True),
+    ("creation-policy-sometimes", _set("target.creationPolicy", "Sometimes"),
+     "spec.target.creationPolicy", "Unsupported value", True),
+    ("deletion-policy-sometimes", _set("target.deletionPolicy", "Sometimes"),
+     "spec.target.deletionPolicy", "Unsupported value", True),
+    ("duplicate-source-names", _set("sources.2.name", "aws"),
+     "spec.sources[2]", "Duplicate value", True),
+    ("required-key-not-in-data", _both(_set("dataFrom", _DELETE), _set("required", ["token", "nope"])),
+     "spec.required[1]", "is not a key of spec.data", False),
+    ("vault-address-without-scheme", _set("sources.1.vault.address", "vault.example.com:8200"),
+     "spec.sources[1].vault.address", "must start with http:// or https://", False),
+]
+
+
+@pytest.mark.parametrize(("mutate", "field_path", "fragment", "parser_refuses"),
+                         [pytest.param(*case[1:], id=case[0]) for case in INVALID])
+def test_invalid_botsecret_is_refused_naming_the_field(
+    kube: Kube, botsecret_crd: dict[str, Any], namespace: str,
+    mutate: Callable[[dict[str, Any]], None], field_path: str, fragment: str, parser_refuses: bool,
+) -> None:
+    body = _case(mutate)
+    with pytest.raises(ApiException) as refused:
+        _create(kube, namespace, body)
+    assert refused.value.status == 422, refused.value.body
+    message = json.loads(refused.value.body or "{}")["message"]
+    assert field_path in message, message
+    assert fragment in message, message
+
+    if parser_refuses:
+        # The operator's own parser refuses the same object and blames the same field (or its parent).
+        with pytest.raises(InvalidSpec) as invalid:
+            parse_spec(body["spec"], name="invalid")
+        assert field_path.startswith(invalid.value.field) or invalid.value.field.startswith(field_path), \
+            (invalid.value.field, field_path)
+    else:
+        parse_spec(body["spec"], name="invalid")
+
+
+def test_parse_spec_reads_what_the_apiserver_stored_with_the_same_defaults(
+    kube: Kube, botsecret_crd: dict[str, Any], namespace: str,
+) -> None:
+    full = _create(kube, namespace, copy.deepcopy(VALID))
+    assert parse_spec(full["spec"], name="bot") == parse_spec(VALID["spec"], name="bot")
+
+    stored = _create(kube, namespace, copy.deepcopy(SPARSE))
+    spec = stored["spec"]
+    # The apiserver filled in the schema's defaults ...
+    assert spec["sources"][0]["aws"]["audience"] == "sts.amazonaws.com"
+    vault = spec["sources"][1]["vault"]
+    assert (vault["kvVersion"], vault["mount"]) == (2, "secret")
+    assert vault["auth"]["kubernetes"] == {"mount": "kubernetes", "audience": "vault"}
+    assert spec["target"] == {"type": "Opaque", "creationPolicy": "Owner"}, "target.name and deletionPolicy " \
+        "are defaulted by the operator, not by the schema"
+    assert spec["refreshInterval"] == "1h"
+    assert spec["rollout"]["debounce"] == "10s"
+
+    # ... and they are the parser's defaults: the defaulted and the sparse spec parse the same.
+    parsed = parse_spec(spec, name="sparse")
+    assert parsed == parse_spec(SPARSE["spec"], name="sparse")
+    aws_source, vault_source = parsed.sources[0].provider, parsed.sources[1].provider
+    assert aws_source.audience == "sts.amazonaws.com"  # type: ignore[union-attr]
+    assert (vault_source.kv_version, vault_source.mount) == (2, "secret")  # type: ignore[union-attr]
+    assert (vault_source.auth_mount, vault_source.audience) == ("kubernetes", "vault")  # type: ignore[union-attr]
+    target = parsed.target
+    assert (target.name, target.type, target.creation_policy, target.deletion_policy) == \
+        ("sparse", "Opaque", "Owner", "Delete")
+    assert (parsed.refresh_seconds, parsed.debounce_seconds) == (3600.0, 10.0)
+
+
+def test_status_the_operator_writes_is_stored_as_written(
+    kube: Kube, botsecret_crd: dict[str, Any], namespace: str,
+) -> None:
+    # Imported here: these modules are the operator's, and only this test needs them.
+    from botsecret.assemble import KeyOrigin
+    from botsecret.reconcile import SyncResult
+    from botsecret.status import status_patch
+
+    created = _create(kube, namespace, copy.deepcopy(VALID))
+    result = SyncResult(
+        ready=True, reason="Synced", message="3 keys written", secret_name="bot-credentials",
+        origins=(KeyOrigin("token", "aws", "bots/telegram", "a1b2c3d4-0000-4000-8000-000000000000"),
+                 KeyOrigin("api.key", "vault", "bots/api", "7")),
+        data_hmac="hmac-sha256:" + "ab" * 32,
+    )
+    status = status_patch(result, current={}, generation=created["metadata"]["generation"],
+                          now="2026-01-02T03:04:05Z", force_sync="2026-01-02")
+    assert status is not None
+    # Fields the rollout code writes.
+    status["rollout"] = [{
+        "kind": "Deployment", "name": "bot", "dataHMAC": "hmac-sha256:" + "cd" * 32, "phase": "Complete",
+        "startedAt": "2026-01-02T03:04:05Z", "finishedAt": "2026-01-02T03:05:00Z", "message": "1 of 1 updated",
+    }]
+    status["pendingRollout"] = {"dataHMAC": "hmac-sha256:" + "ef" * 32, "due": "2026-01-02T03:04:15Z",
+                                "targets": [{"kind": "Deployment", "name": "bot"}]}
+
+    stored = kube.custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, "bot", {"status": status},
+        _content_type="application/merge-patch+json",
+    )
+    assert stored["status"] == status, "the schema pruned or changed what the operator wrote"
+
+    unready = SyncResult(ready=False, reason="MissingKeys", message="spec.data[0] (bots/telegram): not found")
+    patch = status_patch(unready, current=stored["status"], generation=created["metadata"]["generation"],
+                         now="2026-01-02T04:00:00Z", force_sync=None)
+    assert patch is not None
+    stored = kube.custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, "bot", {"status": patch},
+        _content_type="application/merge-patch+json",
+    )
+    assert [(c["type"], c["status"], c["reason"]) for c in stored["status"]["conditions"]] == \
+        [("Ready", "False", "MissingKeys")]
