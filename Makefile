@@ -19,6 +19,7 @@ binaries:
 lint: install
 	$(BIN)/ruff check operator tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install binaries lint
 	$(BIN)/pytest

@@ -8,7 +8,6 @@ name.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import logging
 from collections.abc import Mapping
@@ -17,15 +16,13 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from . import secrets
-from .reconcile import SyncResult, sync
+from .cycle import FORCE_SYNC_ANNOTATION, release_target, run_cycle
+from .reconcile import SyncResult
 from .runtime import OperatorConfig, Runtime
 from .scheduling import next_delay
-from .spec import DEFAULT_REFRESH_SECONDS, InvalidSpec, parse_spec
-from .status import events_for, status_patch
+from .spec import DEFAULT_REFRESH_SECONDS
 
 GROUP, VERSION, PLURAL = "botsecret.dev", "v1alpha1", "botsecrets"
-FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
 
 
 @kopf.on.startup()
@@ -70,26 +67,6 @@ async def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         _wakeup(memo).set()
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _report(runtime: Runtime, body: dict[str, Any], result: SyncResult) -> list[tuple[str, str, str]]:
-    meta, current = body["metadata"], body.get("status") or {}
-    previous = next((c for c in current.get("conditions") or [] if c.get("type") == "Ready"), None)
-    patch = status_patch(
-        result, current=current, generation=int(meta.get("generation") or 0), now=_now(),
-        force_sync=(meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION),
-    )
-    if patch is not None:
-        try:
-            runtime.patch_status(meta["namespace"], meta["name"], patch)
-        except ApiException as e:
-            if e.status != 404:  # deleted meanwhile: nothing to report to
-                raise
-    return events_for(result, previous_ready=previous)
-
-
 def _refresh_seconds(result: SyncResult) -> float:
     return result.spec.refresh_seconds if result.spec is not None else DEFAULT_REFRESH_SECONDS
 
@@ -103,20 +80,25 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
     while not stopped:
         wakeup.clear()
         snapshot: dict[str, Any] = json.loads(json.dumps(dict(body)))  # the live body changes under us
+        if "status" in memo:
+            snapshot["status"] = memo.status
         memo.synced_trigger = _sync_trigger(snapshot)
-        retry_after = None
+        retry_after, wake_in = None, None
         try:
-            result = await asyncio.to_thread(sync, runtime.sync_context, snapshot)
-            for kind, reason, message in await asyncio.to_thread(_report, runtime, snapshot, result):
+            outcome = await asyncio.to_thread(run_cycle, runtime, snapshot)
+            for kind, reason, message in outcome.events:
                 kopf.event(body, type=kind, reason=reason, message=message)
+            result, memo.status = outcome.result, outcome.status
             log = logger.info if result.ready else logger.warning
             log(f"{result.reason}: {result.message}")
             failures = failures + 1 if result.retryable else 0
-            refresh, retry_after = _refresh_seconds(result), result.retry_after
+            refresh, retry_after, wake_in = _refresh_seconds(result), result.retry_after, outcome.wake_in
         except Exception as e:  # noqa: BLE001 - keep syncing; log the type only, the text may carry data
             logger.error(f"sync failed unexpectedly: {type(e).__name__}")
             failures, refresh = failures + 1, DEFAULT_REFRESH_SECONDS
         delay = next_delay(refresh_seconds=refresh, failures=failures, retry_after=retry_after)
+        if wake_in is not None:
+            delay = min(delay, wake_in)
         await _sleep(wakeup, stopped, delay)
 
 
@@ -130,21 +112,11 @@ async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: floa
             waiter.cancel()
 
 
-def _release(runtime: Runtime, body: dict[str, Any]) -> str:
-    meta = body["metadata"]
-    try:
-        spec = parse_spec(body.get("spec") or {}, name=meta["name"])
-    except InvalidSpec:
-        return "spec invalid; Secret left alone"
-    owner = secrets.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
-    return secrets.release(runtime.core, owner, spec.target)
-
-
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def release(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     snapshot: dict[str, Any] = json.loads(json.dumps(dict(body)))
     try:
-        outcome = await asyncio.to_thread(_release, memo.runtime, snapshot)
+        outcome = await asyncio.to_thread(release_target, memo.runtime, snapshot)
     except ApiException as e:
         raise kopf.TemporaryError(f"releasing the target Secret failed with HTTP {e.status}", delay=5) from None
     logger.info(f"target Secret: {outcome}")

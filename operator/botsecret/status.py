@@ -1,4 +1,5 @@
-"""Translate a sync result into the BotSecret's status. Pure."""
+"""Translate the outcome of a sync (and of the rollout step after it) into the BotSecret's status.
+Pure."""
 
 from __future__ import annotations
 
@@ -7,35 +8,45 @@ from typing import Any
 
 from .reconcile import SyncResult
 
-__all__ = ["ready_condition", "status_patch"]
+__all__ = ["condition", "events_for", "ready_condition", "status_patch"]
+
+
+def condition(kind: str, status: str, reason: str, message: str, *, generation: int, now: str,
+              previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A metav1.Condition; its lastTransitionTime moves only when status or reason changes."""
+    since = now
+    if previous and previous.get("status") == status and previous.get("reason") == reason:
+        since = previous.get("lastTransitionTime") or now
+    return {"type": kind, "status": status, "reason": reason, "message": message,
+            "observedGeneration": generation, "lastTransitionTime": since}
+
+
+def _find(current: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    return next((c for c in current.get("conditions") or [] if c.get("type") == kind), None)
 
 
 def ready_condition(result: SyncResult, *, generation: int, now: str,
                     previous: Mapping[str, Any] | None) -> dict[str, Any]:
-    status = "True" if result.ready else "False"
-    since = now
-    if previous and previous.get("status") == status and previous.get("reason") == result.reason:
-        since = previous.get("lastTransitionTime") or now
-    return {
-        "type": "Ready", "status": status, "reason": result.reason, "message": result.message,
-        "observedGeneration": generation, "lastTransitionTime": since,
-    }
-
-
-def _conditions(current: Mapping[str, Any], condition: dict[str, Any]) -> list[dict[str, Any]]:
-    others = [c for c in current.get("conditions") or [] if c.get("type") != condition["type"]]
-    return [condition, *others]
+    return condition("Ready", "True" if result.ready else "False", result.reason, result.message,
+                     generation=generation, now=now, previous=previous)
 
 
 def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: int, now: str,
-                 force_sync: str | None) -> dict[str, Any] | None:
-    """The merge patch for ``status``, or ``None`` when nothing but the time would change."""
-    previous = next((c for c in current.get("conditions") or [] if c.get("type") == "Ready"), None)
-    patch: dict[str, Any] = {
-        "observedGeneration": generation,
-        "conditions": _conditions(current, ready_condition(result, generation=generation, now=now,
-                                                           previous=previous)),
-    }
+                 force_sync: str | None, rollout: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The merge patch for ``status``, or ``None`` when nothing but the time would change.
+
+    ``rollout`` carries ``entries``, ``pending`` and ``condition`` (status, reason, message) from
+    the rollout step, or is ``None`` when the BotSecret names no rollout targets.
+    """
+    conditions = [ready_condition(result, generation=generation, now=now, previous=_find(current, "Ready"))]
+    patch: dict[str, Any] = {"observedGeneration": generation}
+    if rollout is not None and rollout.get("condition") is not None:
+        c = rollout["condition"]
+        conditions.append(condition("RolloutComplete", c["status"], c["reason"], c["message"],
+                                    generation=generation, now=now, previous=_find(current, "RolloutComplete")))
+        patch["rollout"] = list(rollout.get("entries") or [])
+        patch["pendingRollout"] = rollout.get("pending")
+    patch["conditions"] = conditions
     if result.secret_name:
         patch["secretName"] = result.secret_name
     if force_sync is not None:

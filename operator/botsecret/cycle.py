@@ -1,0 +1,86 @@
+"""One full cycle for one BotSecret: sync, the rollout step, status. Plain function, no kopf, so
+the handler layer stays a thin translation and the cycle is testable on its own."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from . import secrets
+from .reconcile import SyncResult, sync
+from .rollout import RolloutOutcome, Workloads, advance
+from .runtime import Runtime
+from .spec import InvalidSpec, parse_spec
+from .status import events_for, status_patch
+
+__all__ = ["FORCE_SYNC_ANNOTATION", "CycleOutcome", "release_target", "run_cycle"]
+
+FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
+
+
+@dataclass
+class CycleOutcome:
+    result: SyncResult
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    wake_in: float | None = None
+    # The status as this cycle left it. The daemon is the only writer of status, so its own copy is
+    # newer than a body whose watch event has not arrived yet.
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
+                  now: datetime.datetime) -> RolloutOutcome | None:
+    if result.spec is None or not result.spec.rollout_targets:
+        return None
+    workloads = Workloads(runtime.api, body["metadata"]["namespace"])
+    try:
+        return advance(workloads, runtime.hmac_key, body.get("status") or {}, result, now)
+    except ApiException as e:
+        # Nothing was recorded as restarted; the next cycle tries again.
+        outcome = RolloutOutcome(entries=list((body.get("status") or {}).get("rollout") or []),
+                                 pending=(body.get("status") or {}).get("pendingRollout"), wake_in=5.0)
+        outcome.condition = {"status": "False", "reason": "RolloutError",
+                             "message": f"reading or patching workloads failed with HTTP {e.status}"}
+        return outcome
+
+
+def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    result = sync(runtime.sync_context, body)
+    rollout = _rollout_step(runtime, body, result, now)
+
+    meta, current = body["metadata"], body.get("status") or {}
+    previous_ready = next((c for c in current.get("conditions") or [] if c.get("type") == "Ready"), None)
+    patch = status_patch(
+        result, current=current, generation=int(meta.get("generation") or 0),
+        now=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        force_sync=(meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION),
+        rollout=None if rollout is None else {
+            "entries": rollout.entries, "pending": rollout.pending, "condition": rollout.condition},
+    )
+    if patch is not None:
+        try:
+            runtime.patch_status(meta["namespace"], meta["name"], patch)
+        except ApiException as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report to
+                raise
+    events = events_for(result, previous_ready=previous_ready)
+    if rollout is not None:
+        events += rollout.events
+    status = {k: v for k, v in {**current, **(patch or {})}.items() if v is not None}
+    return CycleOutcome(result, events, rollout.wake_in if rollout is not None else None, status)
+
+
+def release_target(runtime: Runtime, body: Mapping[str, Any]) -> str:
+    """Carry out the deletion policy for a BotSecret that is going away."""
+    meta = body["metadata"]
+    try:
+        spec = parse_spec(body.get("spec") or {}, name=meta["name"])
+    except InvalidSpec:
+        return "spec invalid; Secret left alone"
+    owner = secrets.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
+    return secrets.release(runtime.core, owner, spec.target)

@@ -1,0 +1,69 @@
+"""Bot workloads for rollout tests. There is no kubelet: pods never run, so a rollout with
+replicas completes only at zero replicas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .cluster_fixtures import Kube
+
+RESTART_ANNOTATION = "botsecret.dev/restarted-for"
+
+
+def pod_template(app: str, env: list[dict[str, Any]] | None = None, env_from: list[dict[str, Any]] | None = None,
+                 volumes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "bot", "image": "example.invalid/bot:1"}
+    if env:
+        container["env"] = env
+    if env_from:
+        container["envFrom"] = env_from
+    spec: dict[str, Any] = {"containers": [container]}
+    if volumes:
+        spec["volumes"] = volumes
+    return {"metadata": {"labels": {"app": app}}, "spec": spec}
+
+
+def uses_key(secret: str, *keys: str) -> dict[str, Any]:
+    return {"env": [{"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": k}}} for k in keys]}
+
+
+def uses_all(secret: str) -> dict[str, Any]:
+    return {"env_from": [{"secretRef": {"name": secret}}]}
+
+
+def deployment(kube: Kube, namespace: str, name: str, *, replicas: int = 0, labels: dict[str, str] | None = None,
+               progress_deadline: int | None = None, paused: bool = False, **template: Any) -> None:
+    spec: dict[str, Any] = {
+        "replicas": replicas, "paused": paused,
+        "selector": {"matchLabels": {"app": name}},
+        "template": pod_template(name, **template),
+    }
+    if progress_deadline is not None:
+        spec["progressDeadlineSeconds"] = progress_deadline
+    kube.apps.create_namespaced_deployment(namespace, {"metadata": {"name": name, "labels": labels or {}}, "spec": spec})
+
+
+def statefulset(kube: Kube, namespace: str, name: str, labels: dict[str, str] | None = None, **template: Any) -> None:
+    kube.apps.create_namespaced_stateful_set(namespace, {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"replicas": 0, "serviceName": name, "selector": {"matchLabels": {"app": name}},
+                 "template": pod_template(name, **template)},
+    })
+
+
+def daemonset(kube: Kube, namespace: str, name: str, labels: dict[str, str] | None = None, **template: Any) -> None:
+    kube.apps.create_namespaced_daemon_set(namespace, {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": pod_template(name, **template)},
+    })
+
+
+def replicasets(kube: Kube, namespace: str, app: str) -> int:
+    return len(kube.apps.list_namespaced_replica_set(namespace, label_selector=f"app={app}").items)
+
+
+def template_annotation(kube: Kube, namespace: str, kind: str, name: str) -> str | None:
+    read = {"Deployment": kube.apps.read_namespaced_deployment, "StatefulSet": kube.apps.read_namespaced_stateful_set,
+            "DaemonSet": kube.apps.read_namespaced_daemon_set}[kind]
+    annotations = read(name, namespace).spec.template.metadata.annotations or {}
+    return annotations.get(RESTART_ANNOTATION)
