@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from botsecret.spec import InvalidSpec, parse_spec
 from kubernetes.client.exceptions import ApiException
 
+from botsecret.spec import InvalidSpec, parse_spec
 from tests.harness.cluster_fixtures import Kube
 
 pytestmark = pytest.mark.sync

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from botsecret.providers.aws import AwsCredentials, AwsProvider
 from botsecret.providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
 from botsecret.spec import AwsSource
-
 from tests.harness import processes
 from tests.harness.aws import REGION, MotoServer
 from tests.harness.leaks import secret_value

@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
-from botsecret.providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
-from botsecret.providers.gcp import GcpProvider
-from botsecret.spec import GcpSource
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from botsecret.providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+from botsecret.providers.gcp import GcpProvider
+from botsecret.spec import GcpSource
 from tests.harness import leaks
 from tests.harness.gcp_fake import GcpSecretManagerFake
 

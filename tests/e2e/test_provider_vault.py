@@ -16,10 +16,10 @@ from typing import Any
 
 import hvac
 import pytest
+
 from botsecret.providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
 from botsecret.providers.vault import VaultProvider
 from botsecret.spec import VaultSource
-
 from tests.harness import processes
 from tests.harness.leaks import secret_value
 from tests.harness.vault import ROOT_TOKEN, OpenBao
