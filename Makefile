@@ -32,3 +32,8 @@ dev-up: install binaries
 
 clean:
 	rm -rf $(VENV) test-artifacts .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench
+# Rotation latency and ReplicaSet figures; prints, never asserts on time (see bench/README.md).
+bench: install binaries
+	$(BIN)/python -m bench.rotation

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .providers.base import Fetched, NotFound, ProviderError, RemoteRef
-from .spec import SECRET_KEY_PATTERN, BotSecretSpec
+from .spec import BotSecretSpec, valid_secret_key
 from .values import SecretValue
 
 __all__ = ["SECRET_SIZE_LIMIT", "Assembled", "KeyOrigin", "ProviderAnswers", "assemble", "plan_fetches"]
@@ -94,7 +94,7 @@ def assemble(spec: BotSecretSpec, answers: ProviderAnswers) -> Assembled:
             missing.append(f"{label}: not a JSON object")
             continue
         for key, field_value in document.items():
-            if not SECRET_KEY_PATTERN.match(key):
+            if not valid_secret_key(key):
                 missing.append(f"{label}: property is not a valid Secret key")
                 continue
             data[key] = SecretValue(_field_bytes(field_value))

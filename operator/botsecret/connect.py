@@ -7,6 +7,7 @@ between two namespaces.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from .identity import token_source
 from .providers.base import AccessDenied, Provider, ProviderError, Unavailable
 from .spec import AwsSource, GcpSource, Source, VaultSource
 
@@ -56,46 +58,77 @@ def _need(creds: _Credentials, key: str, field: str, name: str) -> str:
     return creds.values[key].decode("utf-8").strip()
 
 
-class ProviderPool:
-    """Provider clients keyed by identity; thread-safe."""
+def _ambient_refused(namespace: str, field: str) -> AccessDenied:
+    return AccessDenied(
+        f"{field}: the operator's own (ambient) credentials may not be used from namespace {namespace!r}; "
+        "name credentialsSecretRef or a serviceAccountName, or have the operator allow-list the namespace")
 
-    def __init__(self, core: Any, *, timeout: float = 10.0) -> None:
+
+class ProviderPool:
+    """Provider clients keyed by identity; thread-safe.
+
+    The key is the namespace and the source's settings (which include the ServiceAccount, role
+    and audience); a rotated credentials or CA Secret gives a new client. Tokens and logins live
+    inside the client, so they are reused for as long as it is.
+    """
+
+    def __init__(self, core: Any, *, timeout: float = 10.0,
+                 ambient_namespaces: frozenset[str] = frozenset()) -> None:
         self._core = core
         self._timeout = timeout
+        self._ambient = ambient_namespaces
         self._lock = threading.Lock()
-        # (namespace, source settings) -> (credentials version, client)
-        self._clients: dict[tuple[str, object], tuple[str | None, Provider]] = {}
+        # (namespace, source settings) -> (versions of the Secrets read, client)
+        self._clients: dict[tuple[str, object], tuple[tuple[str | None, ...], Provider]] = {}
+
+    def ambient_allowed(self, namespace: str) -> bool:
+        return "*" in self._ambient or namespace in self._ambient
 
     def get(self, namespace: str, source: Source, source_index: int) -> Provider:
-        field = f"spec.sources[{source_index}].{source.kind}.credentialsSecretRef"
+        field = f"spec.sources[{source_index}].{source.kind}"
         conf = source.provider
-        creds = None
+        creds = ca = None
         if conf.credentials_secret:
-            creds = _read_credentials(self._core, namespace, conf.credentials_secret, field)
-        key, version = (namespace, conf), creds.resource_version if creds else None
+            creds = _read_credentials(self._core, namespace, conf.credentials_secret, f"{field}.credentialsSecretRef")
+        if isinstance(conf, VaultSource) and conf.ca_secret:
+            ca = _read_credentials(self._core, namespace, conf.ca_secret, f"{field}.caSecretRef")
+        key = (namespace, conf)
+        versions = (creds.resource_version if creds else None, ca.resource_version if ca else None)
         with self._lock:
             cached = self._clients.get(key)
-            if cached is not None and cached[0] == version:
+            if cached is not None and cached[0] == versions:
                 return cached[1]
-            client = self._build(conf, creds, field)
-            self._clients[key] = (version, client)
-        if cached is not None:
-            cached[1].close()  # the credentials rotated
+        client = self._build(namespace, conf, creds, ca, field)
+        with self._lock:
+            replaced = self._clients.get(key)
+            self._clients[key] = (versions, client)
+        if replaced is not None:
+            replaced[1].close()  # the credentials rotated
         return client
 
-    def _build(self, conf: AwsSource | GcpSource | VaultSource, creds: _Credentials | None, field: str) -> Provider:
+    def _build(self, namespace: str, conf: AwsSource | GcpSource | VaultSource, creds: _Credentials | None,
+               ca: _Credentials | None, field: str) -> Provider:
         name = conf.credentials_secret or ""
+        cred_field = f"{field}.credentialsSecretRef"
         if isinstance(conf, AwsSource):
-            from .providers.aws import AwsCredentials, AwsProvider
+            from .providers.aws import AwsCredentials, AwsProvider, WebIdentity
 
-            aws_creds = None
-            if creds is not None:
+            aws_creds: AwsCredentials | WebIdentity | None = None
+            if conf.role_arn and conf.service_account_name:
+                aws_creds = WebIdentity(
+                    role_arn=conf.role_arn,
+                    session_name=_session_name(namespace, conf.service_account_name),
+                    token=token_source(self._core, namespace, conf.service_account_name, conf.audience,
+                                       f"{field}.serviceAccountName"))
+            elif creds is not None:
                 token = creds.values.get("sessionToken")
                 aws_creds = AwsCredentials(
-                    access_key_id=_need(creds, "accessKeyId", field, name),
-                    secret_access_key=_need(creds, "secretAccessKey", field, name),
+                    access_key_id=_need(creds, "accessKeyId", cred_field, name),
+                    secret_access_key=_need(creds, "secretAccessKey", cred_field, name),
                     session_token=token.decode().strip() if token else None,
                 )
+            elif not self.ambient_allowed(namespace):
+                raise _ambient_refused(namespace, field)
             return AwsProvider(conf, credentials=aws_creds, timeout=self._timeout)
         if isinstance(conf, GcpSource):
             from .providers.gcp import GcpProvider
@@ -104,13 +137,38 @@ class ProviderPool:
             if creds is not None:
                 key_json = creds.values.get("credentials.json")
                 if key_json is None:
-                    raise CredentialsError(f"{field}: Secret {name!r} has no key 'credentials.json'")
+                    raise CredentialsError(f"{cred_field}: Secret {name!r} has no key 'credentials.json'")
+            elif not (conf.endpoint or "").startswith("http://") and not self.ambient_allowed(namespace):
+                # A plain-HTTP endpoint is an emulator reached without credentials, not an identity.
+                raise _ambient_refused(namespace, field)
             return GcpProvider(conf, credentials_json=key_json, timeout=self._timeout)
-        from .providers.vault import VaultProvider
+        return self._build_vault(namespace, conf, creds, ca, field)
 
-        if creds is None:
-            raise AccessDenied(f"{field.rsplit('.', 1)[0]}: a Vault source needs credentialsSecretRef with a token")
-        return VaultProvider(conf, token=_need(creds, "token", field, name), timeout=self._timeout)
+    def _build_vault(self, namespace: str, conf: VaultSource, creds: _Credentials | None,
+                     ca: _Credentials | None, field: str) -> Provider:
+        from .providers.vault import VaultProvider
+        from .providers.vault_auth import VaultLogin, approle_login, kubernetes_login, static_token
+
+        name = conf.credentials_secret or ""
+        cred_field = f"{field}.credentialsSecretRef"
+        login: VaultLogin
+        if conf.auth_role and conf.service_account_name:
+            jwt = token_source(self._core, namespace, conf.service_account_name, conf.audience,
+                               f"{field}.serviceAccountName")
+            login = kubernetes_login(conf.auth_role, conf.auth_mount, jwt)
+        elif creds is not None and "token" in creds.values:
+            login = static_token(_need(creds, "token", cred_field, name))
+        elif creds is not None and "roleId" in creds.values:
+            login = approle_login(_need(creds, "roleId", cred_field, name), _need(creds, "secretId", cred_field, name),
+                                  conf.approle_mount)
+        elif creds is not None:
+            raise CredentialsError(f"{cred_field}: Secret {name!r} has neither a 'token' nor 'roleId' and 'secretId'")
+        else:
+            raise CredentialsError(f"{field}: needs credentialsSecretRef or auth.kubernetes")
+        ca_pem = None
+        if ca is not None:
+            ca_pem = _need(ca, conf.ca_secret_key, f"{field}.caSecretRef", conf.ca_secret or "")
+        return VaultProvider(conf, login=login, ca_pem=ca_pem, timeout=self._timeout)
 
     def forget_namespace(self, namespace: str) -> None:
         self._drop(lambda key: key[0] == namespace)
@@ -123,3 +181,8 @@ class ProviderPool:
             dropped = [self._clients.pop(k)[1] for k in list(self._clients) if predicate(k)]
         for client in dropped:
             client.close()
+
+
+def _session_name(namespace: str, service_account: str) -> str:
+    # RoleSessionName: 2-64 characters of [\w+=,.@-]; shows in CloudTrail as who read the secret.
+    return re.sub(r"[^\w+=,.@-]", "-", f"botsecret.{namespace}.{service_account}")[:64]

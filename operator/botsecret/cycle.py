@@ -10,11 +10,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from . import secrets
+from . import metrics, secrets
 from .reconcile import SyncResult, sync
 from .rollout import RolloutOutcome, Workloads, advance
 from .runtime import Runtime
-from .spec import InvalidSpec, parse_spec
+from .spec import InvalidSpec, VaultSource, parse_spec
 from .status import events_for, status_patch
 
 __all__ = ["FORCE_SYNC_ANNOTATION", "CycleOutcome", "release_target", "run_cycle"]
@@ -48,10 +48,21 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
         return outcome
 
 
+def _insecure_sources(result: SyncResult) -> list[str]:
+    if result.spec is None:
+        return []
+    return [source.name for source in result.spec.sources
+            if isinstance(source.provider, VaultSource) and source.provider.insecure_skip_verify]
+
+
 def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-    result = sync(runtime.sync_context, body)
-    rollout = _rollout_step(runtime, body, result, now)
+    with metrics.SYNC_SECONDS.time():
+        result = sync(runtime.sync_context, body)
+        rollout = _rollout_step(runtime, body, result, now)
+    metrics.SYNCS.labels(result.reason).inc()
+    if result.written:
+        metrics.SECRET_WRITES.inc()
 
     meta, current = body["metadata"], body.get("status") or {}
     previous_ready = next((c for c in current.get("conditions") or [] if c.get("type") == "Ready"), None)
@@ -69,6 +80,10 @@ def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
             if e.status != 404:  # deleted meanwhile: nothing to report to
                 raise
     events = events_for(result, previous_ready=previous_ready)
+    insecure = _insecure_sources(result)
+    if insecure and (result.written or previous_ready is None or any(e[0] == "Warning" for e in events)):
+        events.append(("Warning", "InsecureTLS",
+                       f"TLS verification is off for Vault source(s) {', '.join(insecure)} (insecureSkipVerify)"))
     if rollout is not None:
         events += rollout.events
     status = {k: v for k, v in {**current, **(patch or {})}.items() if v is not None}

@@ -18,6 +18,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from . import metrics
 from .fingerprint import data_hmac
 from .reconcile import SyncResult
 from .spec import RolloutTarget
@@ -94,6 +95,7 @@ class Workloads:
     def restart(self, workload: Workload, value: str) -> None:
         patch = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: value}}}}}
         self._call("patch", workload.kind, workload.name, self._namespace, patch)
+        metrics.RESTARTS.labels(workload.kind).inc()
 
 
 def _iso(moment: datetime.datetime) -> str:

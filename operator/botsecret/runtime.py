@@ -22,16 +22,24 @@ __all__ = ["HMAC_KEY_SECRET", "OperatorConfig", "Runtime", "load_or_create_hmac_
 HMAC_KEY_SECRET = "botsecret-operator-hmac-key"
 
 
+def _names(text: str | None) -> frozenset[str]:
+    return frozenset(n.strip() for n in (text or "").split(",") if n.strip())
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
     namespace: str = "botsecret-system"
     provider_timeout: float = 10.0
+    # Namespaces whose BotSecrets may use the operator's own cloud identity ("*": all). Empty by
+    # default: a BotSecret acts as its own namespace's identity or not at all.
+    ambient_namespaces: frozenset[str] = frozenset()
 
     @classmethod
     def from_environment(cls) -> OperatorConfig:
         return cls(
             namespace=os.environ.get("BOTSECRET_NAMESPACE") or os.environ.get("POD_NAMESPACE") or cls.namespace,
             provider_timeout=float(os.environ.get("BOTSECRET_PROVIDER_TIMEOUT", cls.provider_timeout)),
+            ambient_namespaces=_names(os.environ.get("BOTSECRET_AMBIENT_NAMESPACES")),
         )
 
 
@@ -79,7 +87,8 @@ class Runtime:
         api = api_client()
         core = client.CoreV1Api(api)
         key = load_or_create_hmac_key(core, settings.namespace)
-        return cls(settings, api, key, ProviderPool(core, timeout=settings.provider_timeout))
+        pool = ProviderPool(core, timeout=settings.provider_timeout, ambient_namespaces=settings.ambient_namespaces)
+        return cls(settings, api, key, pool)
 
     @property
     def core(self) -> Any:

@@ -19,7 +19,8 @@ def next_delay(*, refresh_seconds: float, failures: int, retry_after: float | No
     rng = rng or random.Random()
     if failures <= 0:
         return float(refresh_seconds * rng.uniform(1 - JITTER, 1 + JITTER))
-    base = min(FIRST_BACKOFF_SECONDS * 2.0 ** (failures - 1), MAX_BACKOFF_SECONDS, refresh_seconds)
+    # The exponent stops growing long after the cap is reached, so it never overflows.
+    base = min(FIRST_BACKOFF_SECONDS * 2.0 ** min(failures - 1, 32), MAX_BACKOFF_SECONDS, refresh_seconds)
     delay = base * rng.uniform(1 - JITTER, 1 + JITTER)
     if retry_after is not None:
         delay = max(delay, retry_after)

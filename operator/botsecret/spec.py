@@ -27,18 +27,24 @@ __all__ = [
     "VaultSource",
     "parse_duration",
     "parse_spec",
+    "valid_secret_key",
 ]
 
 GROUP = "botsecret.dev"
 DEFAULT_REFRESH_SECONDS = 3600.0
 MIN_REFRESH_SECONDS = 5.0
 MAX_REFRESH_SECONDS = 7 * 24 * 3600.0
-SECRET_KEY_PATTERN = re.compile(r"^[-._a-zA-Z0-9]+$")
+SECRET_KEY_PATTERN = re.compile(r"[-._a-zA-Z0-9]{1,253}")
 # Secret types the cluster fills in itself; a BotSecret must never write one.
 FORBIDDEN_TARGET_TYPES = frozenset({"kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token"})
 
 CreationPolicy = Literal["Owner", "Orphan", "Merge"]
 DeletionPolicy = Literal["Retain", "Delete"]
+
+
+def valid_secret_key(key: str) -> bool:
+    """What the apiserver accepts as a key of a Secret's data."""
+    return bool(SECRET_KEY_PATTERN.fullmatch(key)) and key not in (".", "..") and not key.startswith("..")
 
 
 class InvalidSpec(ValueError):
@@ -58,6 +64,7 @@ class AwsSource:
     service_account_name: str | None = None
     role_arn: str | None = None
     audience: str = "sts.amazonaws.com"
+    sts_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,10 @@ class VaultSource:
     auth_role: str | None = None
     auth_mount: str = "kubernetes"
     audience: str = "vault"
+    approle_mount: str = "approle"
+    ca_secret: str | None = None
+    ca_secret_key: str = "ca.crt"
+    insecure_skip_verify: bool = False
 
 
 ProviderConfig = AwsSource | GcpSource | VaultSource
@@ -218,7 +229,12 @@ def _parse_source(raw: Any, index: int) -> Source:
             service_account_name=_str(conf, "serviceAccountName", cpath),
             role_arn=_str(conf, "roleArn", cpath),
             audience=_str(conf, "audience", cpath) or "sts.amazonaws.com",
+            sts_endpoint=_str(conf, "stsEndpoint", cpath),
         )
+        if (provider.role_arn is None) != (provider.service_account_name is None):
+            raise InvalidSpec(cpath, "roleArn and serviceAccountName go together (web identity)")
+        if provider.role_arn and provider.credentials_secret:
+            raise InvalidSpec(cpath, "set either credentialsSecretRef or serviceAccountName with roleArn, not both")
     elif kind == "gcp":
         provider = GcpSource(
             project=_str(conf, "project", cpath, required=True) or "",
@@ -228,10 +244,14 @@ def _parse_source(raw: Any, index: int) -> Source:
         )
     else:
         kv_version = conf.get("kvVersion", 2)
-        if kv_version not in (1, 2):
+        if type(kv_version) is not int or kv_version not in (1, 2):
             raise InvalidSpec(f"{cpath}.kvVersion", "must be 1 or 2")
         auth = _map(conf, "auth", cpath)
         kube = _map(auth, "kubernetes", f"{cpath}.auth")
+        ca_ref = _map(conf, "caSecretRef", cpath)
+        insecure = conf.get("insecureSkipVerify", False)
+        if not isinstance(insecure, bool):
+            raise InvalidSpec(f"{cpath}.insecureSkipVerify", "must be true or false")
         provider = VaultSource(
             address=_str(conf, "address", cpath, required=True) or "",
             mount=_str(conf, "mount", cpath) or "secret",
@@ -243,7 +263,15 @@ def _parse_source(raw: Any, index: int) -> Source:
             auth_role=_str(kube, "role", f"{cpath}.auth.kubernetes"),
             auth_mount=_str(kube, "mount", f"{cpath}.auth.kubernetes") or "kubernetes",
             audience=_str(kube, "audience", f"{cpath}.auth.kubernetes") or "vault",
+            approle_mount=_str(_map(auth, "appRole", f"{cpath}.auth"), "mount", f"{cpath}.auth.appRole") or "approle",
+            ca_secret=_str(ca_ref, "name", f"{cpath}.caSecretRef", required=bool(ca_ref)),
+            ca_secret_key=_str(ca_ref, "key", f"{cpath}.caSecretRef") or "ca.crt",
+            insecure_skip_verify=insecure,
         )
+        if kube and (provider.auth_role is None or provider.service_account_name is None):
+            raise InvalidSpec(f"{cpath}.auth.kubernetes", "needs a role and vault.serviceAccountName")
+        if provider.credentials_secret is None and provider.auth_role is None:
+            raise InvalidSpec(cpath, "needs credentialsSecretRef (a token or an AppRole) or auth.kubernetes")
     return Source(name=name, provider=provider)
 
 
@@ -305,6 +333,8 @@ def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], f
         name = _str(item, "name", tpath)
         selector = item.get("selector")
         match_labels = None
+        if selector is not None and not isinstance(selector, Mapping):
+            raise InvalidSpec(f"{tpath}.selector", "must be an object with matchLabels")
         if selector is not None:
             match_labels = {str(k): str(v) for k, v in _map(selector, "matchLabels", f"{tpath}.selector").items()}
         if (name is None) == (match_labels is None):
@@ -329,7 +359,7 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
         if not isinstance(raw, Mapping):
             raise InvalidSpec(path, "must be an object")
         key = _str(raw, "key", path, required=True) or ""
-        if not SECRET_KEY_PATTERN.match(key) or len(key) > 253:
+        if not valid_secret_key(key):
             raise InvalidSpec(f"{path}.key", f"{key!r} is not a valid Secret key")
         remote, prop = _parse_remote_ref(raw, path)
         data.append(DataItem(key=key, source=_resolve_source(raw, path, names), remote=remote, property=prop))

@@ -77,6 +77,14 @@ def rollout_phase(kind: str, obj: Mapping[str, Any]) -> tuple[Phase, str]:
         desired = spec.get("replicas", 1)
         if (spec.get("updateStrategy") or {}).get("type") == "OnDelete":
             return "Complete", "OnDelete strategy: pods pick up the template when they are deleted"
+        strategy = spec.get("updateStrategy") or {}
+        partition = (strategy.get("rollingUpdate") or {}).get("partition") or 0
+        if partition > 0:
+            # Only the ordinals at or above the partition are updated, as kubectl rollout status judges.
+            expected = max(desired - partition, 0)
+            if status.get("updatedReplicas", 0) < expected:
+                return "Progressing", f"{status.get('updatedReplicas', 0)} of {expected} partitioned replicas updated"
+            return "Complete", f"{expected} replicas at or above partition {partition} updated"
         if status.get("updatedReplicas", 0) < desired:
             return "Progressing", f"{status.get('updatedReplicas', 0)} of {desired} replicas updated"
         if status.get("readyReplicas", 0) < desired:
@@ -84,6 +92,8 @@ def rollout_phase(kind: str, obj: Mapping[str, Any]) -> tuple[Phase, str]:
         if status.get("updateRevision") != status.get("currentRevision") and desired > 0:
             return "Progressing", "waiting for the update revision to become current"
         return "Complete", f"{desired} replicas updated and ready"
+    if (spec.get("updateStrategy") or {}).get("type") == "OnDelete":
+        return "Complete", "OnDelete strategy: pods pick up the template when they are deleted"
     desired = status.get("desiredNumberScheduled", 0)
     updated = status.get("updatedNumberScheduled", 0)
     if updated < desired:

@@ -30,9 +30,9 @@ VALID: dict[str, Any] = {
     "spec": {
         "sources": [
             {"name": "aws", "aws": {
-                "region": "eu-west-1", "endpoint": "http://127.0.0.1:5000",
-                "credentialsSecretRef": {"name": "aws-creds"}, "serviceAccountName": "bot",
+                "region": "eu-west-1", "endpoint": "http://127.0.0.1:5000", "serviceAccountName": "bot",
                 "roleArn": "arn:aws:iam::123456789012:role/bot-reader", "audience": "sts.amazonaws.com",
+                "stsEndpoint": "http://127.0.0.1:5000",
             }},
             {"name": "vault", "vault": {
                 "address": "https://vault.example.com:8200", "mount": "kv", "kvVersion": 1,
@@ -75,7 +75,8 @@ SPARSE: dict[str, Any] = {
     "spec": {
         "sources": [
             {"name": "aws", "aws": {"region": "eu-west-1"}},
-            {"name": "vault", "vault": {"address": "http://127.0.0.1:8200", "auth": {"kubernetes": {}}}},
+            {"name": "vault", "vault": {"address": "http://127.0.0.1:8200", "serviceAccountName": "bot",
+                                        "auth": {"kubernetes": {"role": "bot"}}}},
         ],
         "data": [{"key": "token", "source": "vault", "remoteRef": {"name": "bots/telegram"}}],
         "rollout": {"targets": [{"kind": "Deployment", "name": "bot"}]},
@@ -264,6 +265,19 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str, bool]] = [
      "spec.required[1]", "is not a key of spec.data", False),
     ("vault-address-without-scheme", _set("sources.1.vault.address", "vault.example.com:8200"),
      "spec.sources[1].vault.address", "must start with http:// or https://", False),
+    ("key-starting-with-two-dots", _set("data.1.key", "..data"),
+     "spec.data[1].key", "may not be '.' or start with '..'", True),
+    ("aws-role-without-service-account", _set("sources.0.aws.serviceAccountName", _DELETE),
+     "spec.sources[0].aws", "roleArn and aws.serviceAccountName go together", True),
+    ("aws-static-keys-and-web-identity", _set("sources.0.aws.credentialsSecretRef", {"name": "aws-creds"}),
+     "spec.sources[0].aws", "either credentialsSecretRef or serviceAccountName with roleArn", True),
+    ("vault-without-any-credentials", _both(_set("sources.1.vault.credentialsSecretRef", _DELETE),
+                                            _set("sources.1.vault.auth", _DELETE)),
+     "spec.sources[1].vault", "needs credentialsSecretRef (a token or an AppRole) or auth.kubernetes", True),
+    ("vault-kubernetes-auth-without-role", _set("sources.1.vault.auth.kubernetes.role", _DELETE),
+     "spec.sources[1].vault", "auth.kubernetes needs a role and vault.serviceAccountName", True),
+    ("vault-two-ca-sources", _set("sources.1.vault.caSecretRef", {"name": "vault-ca"}),
+     "spec.sources[1].vault", "caBundle or caSecretRef, not both", False),
 ]
 
 
@@ -303,7 +317,7 @@ def test_parse_spec_reads_what_the_apiserver_stored_with_the_same_defaults(
     assert spec["sources"][0]["aws"]["audience"] == "sts.amazonaws.com"
     vault = spec["sources"][1]["vault"]
     assert (vault["kvVersion"], vault["mount"]) == (2, "secret")
-    assert vault["auth"]["kubernetes"] == {"mount": "kubernetes", "audience": "vault"}
+    assert vault["auth"]["kubernetes"] == {"role": "bot", "mount": "kubernetes", "audience": "vault"}
     assert spec["target"] == {"type": "Opaque", "creationPolicy": "Owner"}, "target.name and deletionPolicy " \
         "are defaulted by the operator, not by the schema"
     assert spec["refreshInterval"] == "1h"

@@ -66,6 +66,7 @@ class ControlPlane:
     server: str = ""
     admin_kubeconfig: Path = Path()
     nobody_kubeconfig: Path = Path()
+    audit_log: Path = Path()
     ca: CertificateAuthority | None = field(default=None, repr=False)
 
     @property
@@ -97,6 +98,16 @@ class ControlPlane:
         processes.wait_until(lambda: processes.port_open(etcd_port), timeout=30, what="etcd",
                              proc=self.procs[-1], log=etcd_log)
 
+        # Metadata-level audit: who did what to which object, never a request or response body.
+        # Tenancy tests read it to prove what the operator did and did not touch.
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump({
+            "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+            "rules": [{"level": "None", "resources": [{"group": "", "resources": ["events"]}]},
+                      {"level": "Metadata"}],
+        }))
+        self.audit_log = self.workdir / "audit.log"
+
         self.api_port = processes.free_port()
         self.server = f"https://127.0.0.1:{self.api_port}"
         api_log = self.workdir / "kube-apiserver.log"
@@ -112,6 +123,8 @@ class ControlPlane:
             "--service-cluster-ip-range=10.96.0.0/24",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             "--allow-privileged=true", "--v=1",
+            f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
+            "--audit-log-mode=blocking", "--audit-log-format=json",
         ], log=api_log))
         self.admin_kubeconfig = write_kubeconfig(
             self.workdir / "admin.kubeconfig", server=self.server, ca=ca.cert_path, user="admin",
@@ -159,6 +172,14 @@ class ControlPlane:
         for proc in reversed(self.procs):
             processes.stop(proc, timeout=15)
         self.procs.clear()
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """Every audit event so far (Metadata level: no bodies)."""
+        import json
+
+        if not self.audit_log.exists():
+            return []
+        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.admin_kubeconfig)}

@@ -104,17 +104,20 @@ def test_minimal_spec_gets_every_default() -> None:
 def test_vault_and_gcp_defaults() -> None:
     spec = base()
     spec["sources"] = [
-        {"name": "vault", "vault": {"address": "https://vault:8200"}},
+        {"name": "vault", "vault": {"address": "https://vault:8200", "credentialsSecretRef": {"name": "vt"}}},
         {"name": "gcp", "gcp": {"project": "p1"}},
     ]
     for item in spec["data"]:
         item["source"] = "vault"
     parsed = parse_spec(spec, name="bot")
     vault = parsed.source("vault").provider
-    assert vault == VaultSource(address="https://vault:8200")
+    assert vault == VaultSource(address="https://vault:8200", credentials_secret="vt")
     assert isinstance(vault, VaultSource)
     assert (vault.mount, vault.kv_version, vault.auth_mount, vault.audience) == ("secret", 2, "kubernetes", "vault")
+    assert (vault.approle_mount, vault.ca_secret, vault.ca_secret_key) == ("approle", None, "ca.crt")
+    assert vault.insecure_skip_verify is False
     assert vault.auth_role is None
+    assert vault.namespace is None
     assert parsed.source("gcp").provider == GcpSource(project="p1")
     assert parsed.source("gcp").kind == "gcp"
     with pytest.raises(KeyError):
@@ -125,21 +128,30 @@ def test_full_source_configs_are_read() -> None:
     spec = base()
     spec["sources"] = [
         {"name": "aws", "aws": {"region": "us-east-1", "endpoint": "http://127.0.0.1:5000",
-                                "credentialsSecretRef": {"name": "aws-creds"}, "serviceAccountName": "bot",
-                                "roleArn": "arn:aws:iam::1:role/r", "audience": "aud"}},
+                                "serviceAccountName": "bot", "roleArn": "arn:aws:iam::1:role/r", "audience": "aud",
+                                "stsEndpoint": "http://127.0.0.1:5001"}},
+        {"name": "aws-keys", "aws": {"region": "eu-west-1", "credentialsSecretRef": {"name": "aws-creds"}}},
         {"name": "vault", "vault": {"address": "http://v", "mount": "kv", "kvVersion": 1, "namespace": "ns",
-                                    "caBundle": "PEM", "credentialsSecretRef": {"name": "vt"},
+                                    "caBundle": "PEM", "serviceAccountName": "bot",
                                     "auth": {"kubernetes": {"role": "bot", "mount": "k8s", "audience": "va"}}}},
+        {"name": "vault-approle", "vault": {"address": "https://v", "credentialsSecretRef": {"name": "approle"},
+                                            "auth": {"appRole": {"mount": "ar"}},
+                                            "caSecretRef": {"name": "vault-ca", "key": "root.pem"},
+                                            "insecureSkipVerify": True}},
     ]
     for item in spec["data"]:
         item["source"] = "aws"
     parsed = parse_spec(spec, name="bot")
     assert parsed.source("aws").provider == AwsSource(
-        region="us-east-1", endpoint="http://127.0.0.1:5000", credentials_secret="aws-creds",
-        service_account_name="bot", role_arn="arn:aws:iam::1:role/r", audience="aud")
+        region="us-east-1", endpoint="http://127.0.0.1:5000", service_account_name="bot",
+        role_arn="arn:aws:iam::1:role/r", audience="aud", sts_endpoint="http://127.0.0.1:5001")
+    assert parsed.source("aws-keys").provider == AwsSource(region="eu-west-1", credentials_secret="aws-creds")
     assert parsed.source("vault").provider == VaultSource(
-        address="http://v", mount="kv", kv_version=1, namespace="ns", ca_bundle="PEM", credentials_secret="vt",
+        address="http://v", mount="kv", kv_version=1, namespace="ns", ca_bundle="PEM", service_account_name="bot",
         auth_role="bot", auth_mount="k8s", audience="va")
+    assert parsed.source("vault-approle").provider == VaultSource(
+        address="https://v", credentials_secret="approle", approle_mount="ar", ca_secret="vault-ca",
+        ca_secret_key="root.pem", insecure_skip_verify=True)
 
 
 def test_remote_version_is_kept_as_a_string() -> None:
@@ -303,6 +315,16 @@ def _add_source(spec: dict[str, Any]) -> None:
 
 
 VAULT = {"name": "aws", "vault": {"address": "https://v"}}
+TOKEN = {"credentialsSecretRef": {"name": "vault-token"}}
+
+
+def _vault(**conf: Any) -> Mutation:
+    return _set(["sources", 0], {"name": "aws", "vault": {"address": "https://v", **conf}})
+
+
+def _aws(**conf: Any) -> Mutation:
+    return _set(["sources", 0], {"name": "aws", "aws": {"region": "eu-west-1", **conf}})
+
 
 INVALID: list[tuple[str, Mutation, str]] = [
     ("no sources", _delete(["sources"]), "spec.sources"),
@@ -334,6 +356,24 @@ INVALID: list[tuple[str, Mutation, str]] = [
     ("vault auth role not a string",
      _set(["sources", 0], {**VAULT, "vault": {"address": "https://v", "auth": {"kubernetes": {"role": 7}}}}),
      "spec.sources[0].vault.auth.kubernetes.role"),
+    ("aws roleArn without serviceAccountName", _aws(roleArn="arn:aws:iam::1:role/r"), "spec.sources[0].aws"),
+    ("aws serviceAccountName without roleArn", _aws(serviceAccountName="bot"), "spec.sources[0].aws"),
+    ("aws web identity and credentialsSecretRef",
+     _aws(roleArn="arn:aws:iam::1:role/r", serviceAccountName="bot", credentialsSecretRef={"name": "c"}),
+     "spec.sources[0].aws"),
+    ("aws stsEndpoint not a string", _aws(stsEndpoint=1), "spec.sources[0].aws.stsEndpoint"),
+    ("vault without any credentials", _vault(), "spec.sources[0].vault"),
+    ("vault kubernetes auth without serviceAccountName", _vault(auth={"kubernetes": {"role": "bot"}}),
+     "spec.sources[0].vault.auth.kubernetes"),
+    ("vault kubernetes auth without role", _vault(serviceAccountName="bot", auth={"kubernetes": {"mount": "k"}}),
+     "spec.sources[0].vault.auth.kubernetes"),
+    ("vault insecureSkipVerify not a boolean", _vault(insecureSkipVerify="yes", **TOKEN),
+     "spec.sources[0].vault.insecureSkipVerify"),
+    ("vault caSecretRef not an object", _vault(caSecretRef="vault-ca", **TOKEN), "spec.sources[0].vault.caSecretRef"),
+    ("vault caSecretRef without name", _vault(caSecretRef={"key": "ca.pem"}, **TOKEN),
+     "spec.sources[0].vault.caSecretRef.name"),
+    ("vault appRole mount not a string", _vault(auth={"appRole": {"mount": 5}}, **TOKEN),
+     "spec.sources[0].vault.auth.appRole.mount"),
     ("second source has the error", lambda s: s["sources"].append({"name": "gcp", "gcp": {}}),
      "spec.sources[1].gcp.project"),
     ("duplicate source names", lambda s: s["sources"].append({"name": "aws", "gcp": {"project": "p"}}),
@@ -411,17 +451,12 @@ def test_invalid_spec_is_a_value_error() -> None:
 # Bugs found while writing these tests: each one is the behaviour the module should have.
 
 
-@pytest.mark.xfail(strict=True, reason="SECRET_KEY_PATTERN ends in '$', which in Python also matches before a "
-                   "trailing newline: 'TOKEN\\n' is taken as a valid Secret key (use \\Z or re.fullmatch)")
 def test_data_key_with_trailing_newline_is_refused() -> None:
     spec = base()
     spec["data"][0]["key"] = "TOKEN\n"
     assert invalid(spec).field == "spec.data[0].key"
 
 
-@pytest.mark.xfail(strict=True, reason="Kubernetes refuses the Secret keys '.', '..' and any key starting with "
-                   "'..' (IsConfigMapKey), but the key check accepts them: the BotSecret parses and every "
-                   "Secret write then fails with 422")
 @pytest.mark.parametrize("key", [".", "..", "..data"])
 def test_data_key_kubernetes_refuses_is_refused(key: str) -> None:
     spec = base()
@@ -429,18 +464,13 @@ def test_data_key_kubernetes_refuses_is_refused(key: str) -> None:
     assert invalid(spec).field == "spec.data[0].key"
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="_parse_rollout calls _map(selector, ...) without checking that selector is an object: "
-                   "a string selector raises AttributeError instead of InvalidSpec naming the field")
 def test_rollout_selector_not_an_object_is_invalid_spec() -> None:
     spec = base()
     spec["rollout"] = {"targets": [{"kind": "Deployment", "selector": "app=bot"}]}
     assert invalid(spec).field == "spec.rollout.targets[0].selector"
 
 
-@pytest.mark.xfail(strict=True, reason="kvVersion is checked with 'in (1, 2)', and True == 1: kvVersion: true "
-                   "parses as KV v1 instead of being refused")
 def test_vault_kv_version_boolean_is_refused() -> None:
     spec = base()
-    spec["sources"][0] = {"name": "aws", "vault": {"address": "https://v", "kvVersion": True}}
+    spec["sources"][0] = {"name": "aws", "vault": {"address": "https://v", "kvVersion": True, **TOKEN}}
     assert invalid(spec).field == "spec.sources[0].vault.kvVersion"

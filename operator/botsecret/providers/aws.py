@@ -7,14 +7,18 @@ one by one (``GetSecretValue``), because the batch call only reads the current v
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
+from botocore import UNSIGNED
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 
+from .. import metrics
 from ..spec import AwsSource
 from ..values import SecretValue
 from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
@@ -22,7 +26,7 @@ from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Una
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["AwsCredentials", "AwsProvider"]
+__all__ = ["AwsCredentials", "AwsProvider", "WebIdentity"]
 
 BATCH_SIZE = 20  # the most ids BatchGetSecretValue takes in one SecretIdList
 CURRENT = "AWSCURRENT"
@@ -36,6 +40,8 @@ _DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
 _IDENTITY_REFUSED = frozenset({
     "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
     "InvalidClientTokenId", "SignatureDoesNotMatch", "AuthFailure", "ExpiredToken",
+    # STS AssumeRoleWithWebIdentity refusing the ServiceAccount token.
+    "InvalidIdentityToken", "IDPRejectedClaim", "IDPCommunicationError",
 })
 _THROTTLED = frozenset({"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
 
@@ -49,10 +55,21 @@ class AwsCredentials:
     session_token: str | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class WebIdentity:
+    """Credentials from STS AssumeRoleWithWebIdentity, renewed before they expire (the IRSA
+    pattern). ``token`` mints a fresh ServiceAccount token; it is called only to renew."""
+
+    role_arn: str
+    session_name: str
+    token: Callable[[], str] = field(repr=False)
+    duration_seconds: int = 3600
+
+
 class AwsProvider:
     """One Secrets Manager endpoint in one region, bound to one identity."""
 
-    def __init__(self, source: AwsSource, *, credentials: AwsCredentials | None = None,
+    def __init__(self, source: AwsSource, *, credentials: AwsCredentials | WebIdentity | None = None,
                  timeout: float = 10.0) -> None:
         self._source = source
         self._client = _make_client(source, credentials, timeout)
@@ -148,10 +165,52 @@ class AwsProvider:
         return _fetched(response, ref)
 
 
-def _make_client(source: AwsSource, credentials: AwsCredentials | None,
+def _config(timeout: float, **extra: Any) -> Config:
+    return Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        # One retry at most: the reconcile loop is the real retry, with its own backoff.
+        retries={"max_attempts": 2, "mode": "standard"},
+        **extra,
+    )
+
+
+def _web_identity_session(source: AwsSource, identity: WebIdentity, timeout: float) -> boto3.session.Session:
+    # AssumeRoleWithWebIdentity is an unsigned call: the token is the proof.
+    sts = boto3.session.Session(region_name=source.region).client(
+        "sts", endpoint_url=source.sts_endpoint, config=_config(timeout, signature_version=UNSIGNED))
+    what = f"role {identity.role_arn!r}"
+
+    def refresh() -> dict[str, str]:
+        try:
+            response = sts.assume_role_with_web_identity(
+                RoleArn=identity.role_arn, RoleSessionName=identity.session_name,
+                WebIdentityToken=identity.token(), DurationSeconds=identity.duration_seconds)
+        except ClientError as exc:
+            error = _classify_code(_code(exc), "", what)
+            if isinstance(error, Unavailable) and _code(exc) in _DENIED:
+                error = AccessDenied(f"STS refused to let the ServiceAccount assume {what}")
+            raise error from None
+        except BotoCoreError as exc:
+            raise Unavailable(f"STS unreachable assuming {what} ({type(exc).__name__})") from None
+        metrics.PROVIDER_LOGINS.labels("aws").inc()
+        creds = response["Credentials"]
+        return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
+
+    core = botocore.session.get_session()
+    # Fetched now, so that a refused identity shows when the client is built, not mid-batch.
+    core._credentials = RefreshableCredentials.create_from_metadata(  # type: ignore[attr-defined]
+        metadata=refresh(), refresh_using=refresh, method="assume-role-with-web-identity")
+    return boto3.session.Session(botocore_session=core, region_name=source.region)
+
+
+def _make_client(source: AwsSource, credentials: AwsCredentials | WebIdentity | None,
                  timeout: float) -> SecretsManagerClient:
     if credentials is None:
         session = boto3.session.Session(region_name=source.region)
+    elif isinstance(credentials, WebIdentity):
+        session = _web_identity_session(source, credentials, timeout)
     else:
         session = boto3.session.Session(
             region_name=source.region,
@@ -159,13 +218,7 @@ def _make_client(source: AwsSource, credentials: AwsCredentials | None,
             aws_secret_access_key=credentials.secret_access_key,
             aws_session_token=credentials.session_token,
         )
-    config = Config(
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        # One retry at most: the reconcile loop is the real retry, with its own backoff.
-        retries={"max_attempts": 2, "mode": "standard"},
-    )
-    return session.client("secretsmanager", endpoint_url=source.endpoint, config=config)
+    return session.client("secretsmanager", endpoint_url=source.endpoint, config=_config(timeout))
 
 
 def _chunks(items: Sequence[RemoteRef], size: int) -> Iterator[Sequence[RemoteRef]]:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ import requests
 from ..spec import VaultSource
 from ..values import SecretValue
 from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+from .vault_auth import VaultLogin, static_token
 
 __all__ = ["VaultProvider"]
 
@@ -30,23 +32,48 @@ RATE_LIMIT_RETRY_AFTER = 5.0
 class VaultProvider:
     """One KV mount of one Vault server, read with one token."""
 
-    def __init__(self, source: VaultSource, *, token: str, timeout: float = 10.0) -> None:
+    def __init__(self, source: VaultSource, *, token: str | None = None, login: VaultLogin | None = None,
+                 ca_pem: str | None = None, timeout: float = 10.0) -> None:
+        if (token is None) == (login is None):
+            raise ValueError("VaultProvider takes exactly one of token and login")
         self._source = source
+        self._login = login or static_token(token or "")
+        self._token_valid_until = 0.0
         verify: bool | str = True
         self._remove_ca: weakref.finalize[[str], VaultProvider] | None = None
-        if source.ca_bundle:
+        pem = ca_pem or source.ca_bundle
+        if source.insecure_skip_verify:
+            verify = False
+        elif pem:
             # requests only takes a CA bundle as a file path.
-            verify = _write_ca_bundle(source.ca_bundle)
+            verify = _write_ca_bundle(pem)
             self._remove_ca = weakref.finalize(self, _remove_file, verify)
         self._client: Any = hvac.Client(
-            url=source.address, token=token, verify=verify, timeout=timeout, namespace=source.namespace,
+            url=source.address, verify=verify, timeout=timeout, namespace=source.namespace,
         )
+
+    def _ensure_token(self) -> None:
+        if time.monotonic() < self._token_valid_until:
+            return
+        try:
+            token, lifetime = self._login(self._client)
+        except ProviderError:
+            raise
+        except requests.RequestException as exc:
+            raise Unavailable(f"Vault at {self._source.address} unreachable ({type(exc).__name__})") from None
+        self._client.token = token
+        # Log in again when 80 % of the lease has passed, not when reads start failing.
+        self._token_valid_until = time.monotonic() + lifetime * 0.8
 
     def __repr__(self) -> str:
         return f"VaultProvider(address={self._source.address!r}, mount={self._source.mount!r})"
 
     def fetch(self, refs: Sequence[RemoteRef]) -> Mapping[RemoteRef, Fetched | ProviderError]:
-        return {ref: self._fetch_one(ref) for ref in dict.fromkeys(refs)}
+        self._ensure_token()
+        results = {ref: self._fetch_one(ref) for ref in dict.fromkeys(refs)}
+        if self._login.renewable and any(isinstance(r, AccessDenied) for r in results.values()):
+            self._token_valid_until = 0.0  # perhaps revoked: log in afresh next time
+        return results
 
     def close(self) -> None:
         self._client.adapter.close()
