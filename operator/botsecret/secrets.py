@@ -13,7 +13,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from .spec import Target
+from .spec import FORBIDDEN_TARGET_TYPES, Target
 from .values import SecretValue
 
 __all__ = [
@@ -68,6 +68,8 @@ def check_ownership(secret: Any | None, owner: Owner, target: Target) -> None:
     """Refuse a Secret this BotSecret may not write; ``Merge`` may add keys to any plain Secret."""
     if secret is None:
         return
+    if secret.type in FORBIDDEN_TARGET_TYPES:
+        raise TargetConflict(f"Secret {target.name!r} is of type {secret.type}, which the cluster fills in itself")
     labels = secret.metadata.labels or {}
     managed_by_us = labels.get(MANAGED_BY_LABEL) == MANAGED_BY
     other_botsecret = managed_by_us and labels.get(OWNER_LABEL) not in (None, owner.name)

@@ -65,11 +65,13 @@ def test_the_scanner_finds_a_planted_value() -> None:
     leaks.ISSUED.remove(planted)
 
 
-def test_no_test_value_leaks_into_the_cluster_or_the_operator_output(kube: Kube, artifacts: Path) -> None:
+def test_no_test_value_leaks_into_the_cluster_or_the_operator_output(
+    kube: Kube, artifacts: Path, operator: Any,
+) -> None:
     values = list(leaks.ISSUED)
     if not values:
         pytest.skip("no test values were issued in this run")
-    texts = {**cluster_texts(kube), **operator_texts(artifacts)}
+    texts = {**cluster_texts(kube), **operator_texts(artifacts), "operator metrics": operator.metrics()}
     assert any(k.startswith("log operator") for k in texts), "the operator's output was not found"
     assert any(k.startswith("log cluster/audit") for k in texts), "the apiserver's audit log was not found"
     assert any(k.startswith("botsecret ") for k in texts), "no BotSecret was scanned"

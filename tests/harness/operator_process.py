@@ -82,12 +82,14 @@ class OperatorProcess:
     env: dict[str, str] = field(default_factory=dict)
     proc: Popen[bytes] | None = field(default=None, repr=False)
     health_port: int = 0
+    metrics_port: int = 0
 
     def start(self) -> None:
-        self.health_port = processes.free_port()
+        self.health_port, self.metrics_port = processes.free_port(), processes.free_port()
         self.proc = processes.start(
             [sys.executable, "-m", "botsecret.cli", "run", "--liveness",
-             f"http://127.0.0.1:{self.health_port}/healthz"],
+             f"http://127.0.0.1:{self.health_port}/healthz",
+             "--metrics-address", "127.0.0.1", "--metrics-port", str(self.metrics_port)],
             log=self.log,
             env={"KUBECONFIG": str(self.kubeconfig), "BOTSECRET_NAMESPACE": OPERATOR_NAMESPACE,
                  "PYTHONUNBUFFERED": "1", **self.env},
@@ -108,8 +110,29 @@ class OperatorProcess:
         self.stop()
         self.start()
 
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample of the operator's Prometheus metrics (0 when absent)."""
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+        for line in self.metrics().splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.split()[-1])
+        return 0.0
+
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+# The operator's own (ambient) cloud identity in the tests, and the one namespace allowed to use it.
+AMBIENT_NAMESPACE = "botsecret-ambient-ok"
+AMBIENT_ENV = {
+    "BOTSECRET_AMBIENT_NAMESPACES": AMBIENT_NAMESPACE,
+    "AWS_ACCESS_KEY_ID": "ambient-testing", "AWS_SECRET_ACCESS_KEY": "ambient-testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def deploy(kube: Kube, cluster: ControlPlane, artifacts: Path, **env: Any) -> OperatorProcess:
@@ -122,6 +145,6 @@ def deploy(kube: Kube, cluster: ControlPlane, artifacts: Path, **env: Any) -> Op
     apply_file(kube, REPO / "manifests" / "rbac.yaml")
     kubeconfig = operator_kubeconfig(kube, cluster, artifacts / "operator.kubeconfig")
     operator = OperatorProcess(kubeconfig=kubeconfig, log=artifacts / "operator.log",
-                               env={k: str(v) for k, v in env.items()})
+                               env={**AMBIENT_ENV, **{k: str(v) for k, v in env.items()}})
     operator.start()
     return operator

@@ -47,3 +47,32 @@ class OpenBao:
         import hvac
 
         return hvac.Client(url=self.address, token=token)
+
+
+def enable_kubernetes_auth(vault: OpenBao, kube: Any, server: str, ca_pem: str, namespace: str, mount: str) -> None:
+    """Turn on OpenBao's Kubernetes auth method against the local apiserver.
+
+    OpenBao checks every login token with TokenReview, as a reviewer ServiceAccount allowed to
+    (system:auth-delegator).
+    """
+    kube.core.create_namespaced_service_account(namespace, {"metadata": {"name": "openbao-reviewer"}})
+    kube.rbac.create_cluster_role_binding({
+        "metadata": {"name": f"openbao-reviewer-{namespace}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+        "subjects": [{"kind": "ServiceAccount", "name": "openbao-reviewer", "namespace": namespace}],
+    })
+    reviewer = kube.core.create_namespaced_service_account_token(
+        "openbao-reviewer", namespace, {"spec": {"expirationSeconds": 86400}}).status.token
+    admin = vault.client()
+    admin.sys.enable_auth_method("kubernetes", path=mount)
+    admin.auth.kubernetes.configure(kubernetes_host=server, kubernetes_ca_cert=ca_pem, token_reviewer_jwt=reviewer,
+                                    disable_local_ca_jwt=True, mount_point=mount)
+
+
+def bind_role(vault: OpenBao, mount: str, role: str, namespace: str, service_account: str, path: str) -> None:
+    """A role for one ServiceAccount that may read the KV v2 secrets under ``secret/<path>/``."""
+    admin = vault.client()
+    admin.sys.create_or_update_policy(role, f'path "secret/data/{path}/*" {{ capabilities = ["read"] }}')
+    admin.auth.kubernetes.create_role(role, bound_service_account_names=[service_account],
+                                      bound_service_account_namespaces=[namespace], audience="vault",
+                                      policies=[role], mount_point=mount)
