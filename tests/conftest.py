@@ -47,6 +47,15 @@ def vault(artifacts: Path) -> Iterator[OpenBao]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def vault_tls(artifacts: Path) -> Iterator[OpenBao]:
+    """A second OpenBao dev server, on HTTPS with a CA of its own."""
+    server = OpenBao(port=processes.free_port(span=2), log=artifacts / "openbao-tls.log", tls=True)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_process_outlives_the_run() -> Iterator[None]:
     yield

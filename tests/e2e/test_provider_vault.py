@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import ssl
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -217,28 +214,10 @@ def test_unreachable_server_is_unavailable_quickly() -> None:
         p.close()
 
 
-@pytest.fixture(scope="module")
-def tls_vault(artifacts: Path) -> Iterator[tuple[str, Path]]:
-    """A second OpenBao dev server on HTTPS with its own CA: (address, CA file)."""
-    port = processes.free_port(span=2)  # the cluster listener takes port + 1
-    home = artifacts / f"openbao-tls-{port}"
-    home.mkdir(parents=True, exist_ok=True)
-    exe = shutil.which("bao") or str(Path(sys.executable).with_name("bao"))
-    proc = processes.start(
-        [exe, "server", "-dev", "-dev-tls", f"-dev-tls-cert-dir={home}",
-         f"-dev-root-token-id={ROOT_TOKEN}", f"-dev-listen-address=127.0.0.1:{port}"],
-        log=home / "openbao.log", env={"HOME": str(home)},
-    )
-    address, ca = f"https://127.0.0.1:{port}", home / "vault-ca.pem"
-    try:
-        processes.wait_until(
-            lambda: ca.exists() and urllib.request.urlopen(
-                f"{address}/v1/sys/health", timeout=1, context=_ssl_context(ca)).status == 200,
-            timeout=30, what="OpenBao TLS dev server", proc=proc, log=home / "openbao.log",
-        )
-        yield address, ca
-    finally:
-        processes.stop(proc)
+@pytest.fixture
+def tls_vault(vault_tls: OpenBao) -> tuple[str, Path]:
+    """The HTTPS OpenBao dev server with its own CA: (address, CA file)."""
+    return vault_tls.address, vault_tls.ca_path
 
 
 def _ssl_context(ca: Path) -> ssl.SSLContext:

@@ -307,3 +307,25 @@ def test_unmanaged_secret_is_not_taken_over(operator: Any, kube: Kube, namespace
     body = bs.wait_ready(kube, namespace, "bot", status="False", reason="TargetConflict")
     assert "creationPolicy: Merge" in bs.ready(body)["message"]
     assert bs.secret_data(kube, namespace, "theirs") == {"K": b"theirs"}
+
+
+def test_data_over_a_secrets_size_limit_is_refused_with_a_condition(
+    operator: Any, kube: Kube, namespace: str, vault: Any,
+) -> None:
+    small = secret_value("small")
+    kv = vault.client().secrets.kv.v2
+    kv.create_or_update_secret(path=f"{namespace}/small", secret={"v": small})
+    bs.create(kube, namespace, "bot", {
+        "sources": [bs.vault_source(kube, namespace, vault.address)],
+        "data": [{"key": "SMALL", "remoteRef": {"name": f"{namespace}/small", "property": "v"}}],
+    })
+    bs.wait_secret(kube, namespace, "bot", {"SMALL": small.encode()})
+
+    kv.create_or_update_secret(path=f"{namespace}/huge", secret={"v": secret_value("huge") + "x" * (1100 * 1024)})
+    bs.patch_spec(kube, namespace, "bot", {"data": [
+        {"key": "SMALL", "remoteRef": {"name": f"{namespace}/small", "property": "v"}},
+        {"key": "HUGE", "remoteRef": {"name": f"{namespace}/huge", "property": "v"}},
+    ]})
+    body = bs.wait_ready(kube, namespace, "bot", status="False", reason="DataTooLarge")
+    assert "a Secret holds at most" in bs.ready(body)["message"]
+    assert bs.secret_data(kube, namespace, "bot") == {"SMALL": small.encode()}

@@ -307,3 +307,54 @@ def test_the_operator_runs_with_the_shipped_rbac_only(operator: Any, kube: Kube)
     assert allowed("create", "serviceaccounts", sub="token")
     assert not allowed("create", "pods") and not allowed("impersonate", "serviceaccounts")
     assert not allowed("create", "clusterrolebindings", "rbac.authorization.k8s.io", namespace="")
+
+
+def test_vault_tls_is_verified_against_a_ca_from_the_namespace(
+    operator: Any, kube: Kube, vault_tls: OpenBao, teams: tuple[str, str],
+) -> None:
+    team_a, _ = teams
+    value = secret_value("tls")
+    vault_tls.client().secrets.kv.v2.create_or_update_secret(path=f"{team_a}/bot", secret={"v": value})
+    kube.core.create_namespaced_secret(team_a, {"metadata": {"name": "vault-ca"},
+                                                "stringData": {"ca.crt": vault_tls.ca_path.read_text()}})
+    data = [{"key": "V", "remoteRef": {"name": f"{team_a}/bot", "property": "v"}}]
+
+    bs.create(kube, team_a, "verified", {"sources": [bs.vault_source(
+        kube, team_a, vault_tls.address, name="verified", caSecretRef={"name": "vault-ca"})], "data": data})
+    bs.wait_secret(kube, team_a, "verified", {"V": value.encode()})
+
+    bs.create(kube, team_a, "untrusted", {"sources": [bs.vault_source(
+        kube, team_a, vault_tls.address, name="untrusted")], "data": data})
+    body = bs.wait_ready(kube, team_a, "untrusted", status="False", reason="ProviderError")
+    assert "SSLError" in bs.ready(body)["message"]
+    assert bs.secret_data(kube, team_a, "untrusted") is None
+
+    bs.create(kube, team_a, "insecure", {"sources": [bs.vault_source(
+        kube, team_a, vault_tls.address, name="insecure", insecureSkipVerify=True)], "data": data})
+    bs.wait_secret(kube, team_a, "insecure", {"V": value.encode()})
+    warning = wait_for(lambda: kube.core.list_namespaced_event(team_a, field_selector="reason=InsecureTLS").items)
+    assert warning[0].type == "Warning" and warning[0].involved_object.name == "insecure"
+
+
+def test_a_second_botsecret_for_the_same_secret_gets_target_conflict(
+    operator: Any, kube: Kube, aws: MotoServer, teams: tuple[str, str],
+) -> None:
+    team_a, _ = teams
+    first, second = secret_value("first_owner"), secret_value("second_owner")
+    sm = aws.client()
+    sm.create_secret(Name=f"{team_a}/first", SecretString=first)
+    sm.create_secret(Name=f"{team_a}/second", SecretString=second)
+    source = bs.aws_source(kube, team_a, aws.endpoint)
+    bs.create(kube, team_a, "first", {"sources": [source], "refreshInterval": "5s", "target": {"name": "shared"},
+                                      "data": [{"key": "K", "remoteRef": {"name": f"{team_a}/first"}}]})
+    bs.wait_secret(kube, team_a, "shared", {"K": first.encode()})
+    bs.create(kube, team_a, "second", {"sources": [source], "target": {"name": "shared"},
+                                       "data": [{"key": "K", "remoteRef": {"name": f"{team_a}/second"}}]})
+    body = bs.wait_ready(kube, team_a, "second", status="False", reason="TargetConflict")
+    assert "already managed by BotSecret 'first'" in bs.ready(body)["message"]
+
+    rotated = secret_value("first_rotated")
+    sm.put_secret_value(SecretId=f"{team_a}/first", SecretString=rotated)
+    bs.force_sync(kube, team_a, "first")
+    bs.wait_secret(kube, team_a, "shared", {"K": rotated.encode()})
+    assert bs.ready(bs.get(kube, team_a, "first"))["status"] == "True"

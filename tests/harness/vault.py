@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import ssl
 import sys
 import urllib.request
 from dataclasses import dataclass, field
@@ -19,24 +20,34 @@ ROOT_TOKEN = "root-token-for-tests"
 class OpenBao:
     port: int  # the cluster listener takes port + 1
     log: Path
+    tls: bool = False  # HTTPS with a CA of its own, written to ca_path
     proc: Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_path(self) -> Path:
+        return self.log.parent / f"openbao-tls-{self.port}" / "vault-ca.pem"
 
     def start(self) -> None:
         exe = str(Path(sys.executable).with_name("bao"))
         exe = exe if Path(exe).exists() else (shutil.which("bao") or "bao")
-        self.proc = processes.start(
-            [exe, "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}",
-             f"-dev-listen-address=127.0.0.1:{self.port}"],
-            log=self.log, env={"HOME": str(self.log.parent), "BAO_ADDR": self.address},
-        )
-        processes.wait_until(
-            lambda: urllib.request.urlopen(f"{self.address}/v1/sys/health", timeout=1).status == 200,
-            timeout=30, what="OpenBao dev server", proc=self.proc, log=self.log,
-        )
+        argv = [exe, "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}", f"-dev-listen-address=127.0.0.1:{self.port}"]
+        context = None
+        if self.tls:
+            self.ca_path.parent.mkdir(parents=True, exist_ok=True)
+            argv += ["-dev-tls", f"-dev-tls-cert-dir={self.ca_path.parent}"]
+        self.proc = processes.start(argv, log=self.log, env={"HOME": str(self.log.parent), "BAO_ADDR": self.address})
+
+        def healthy() -> bool:
+            nonlocal context
+            if self.tls and context is None:
+                context = ssl.create_default_context(cafile=str(self.ca_path))
+            return bool(urllib.request.urlopen(f"{self.address}/v1/sys/health", timeout=1, context=context).status == 200)
+
+        processes.wait_until(healthy, timeout=30, what="OpenBao dev server", proc=self.proc, log=self.log)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -46,7 +57,7 @@ class OpenBao:
     def client(self, token: str = ROOT_TOKEN) -> Any:
         import hvac
 
-        return hvac.Client(url=self.address, token=token)
+        return hvac.Client(url=self.address, token=token, verify=str(self.ca_path) if self.tls else True)
 
 
 def enable_kubernetes_auth(vault: OpenBao, kube: Any, server: str, ca_pem: str, namespace: str, mount: str) -> None:
