@@ -1,0 +1,264 @@
+"""The Helm chart: it lints, renders the operator's flags from its values, ships exactly the RBAC
+rules and the CRD of the plain manifests, refuses invalid values by its schema, and installs into
+and uninstalls from the real test apiserver without touching the Secrets the operator made."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from tests.harness.cluster import ControlPlane
+from tests.harness.cluster_fixtures import Kube
+
+pytestmark = pytest.mark.packaging
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "botsecret-operator"
+CRD_NAME = "botsecrets.botsecret.dev"
+# helm template assumes Kubernetes v1.20 unless told; the chart requires >= 1.29.
+KUBE_VERSION = "1.29.0"
+
+
+def helm_binary() -> Path:
+    cache = os.environ.get("BOTSECRET_CACHE") or str(Path.home() / ".cache" / "botsecret")
+    return Path(cache) / "bin" / "helm"
+
+
+@pytest.fixture(scope="module")
+def helm(cluster: ControlPlane) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs helm; the cluster fixture has built it (hack/build-binaries.sh) by now."""
+    binary = helm_binary()
+    assert binary.exists(), f"{binary} missing; hack/build-binaries.sh builds it"
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=120, check=False)
+        if check and done.returncode != 0:
+            pytest.fail(f"helm {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    return run
+
+
+def render(helm: Callable[..., subprocess.CompletedProcess[str]], *args: str) -> list[dict[str, Any]]:
+    out = helm("template", "rel", str(CHART), "--namespace", "ops", "--kube-version", KUBE_VERSION, *args).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, rendered {len(found)}"
+    return found[0]
+
+
+def flag_values(args: list[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == flag]
+
+
+def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["operator"]
+    return dict(containers[0])
+
+
+def manifest_rules() -> list[dict[str, Any]]:
+    docs = list(yaml.safe_load_all((REPO / "manifests" / "rbac.yaml").read_text()))
+    return list(one([d for d in docs if d], "ClusterRole")["rules"])
+
+
+def test_helm_lint_passes(helm: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    done = helm("lint", str(CHART), check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 chart(s) failed" in done.stdout
+
+
+def test_default_values_render_the_operator_of_the_manifests(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    docs = render(helm)
+    assert sorted(d["kind"] for d in docs) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    container = operator_container(docs)
+    args = container["args"]
+    assert args[0] == "run"
+    assert flag_values(args, "--liveness") == ["http://0.0.0.0:8080/healthz"]
+    assert flag_values(args, "--metrics-port") == ["9102"]
+    assert flag_values(args, "--metrics-address") == ["0.0.0.0"]
+    assert "--json-logs" in args
+    assert "-n" not in args, "default must watch all namespaces"
+    assert "--allow-ambient-credentials" not in args, "default must allow no namespace ambient credentials"
+    assert container["env"][0] == {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+
+    # Security settings and resources as in manifests/operator.yaml.
+    plain = yaml.safe_load((REPO / "manifests" / "operator.yaml").read_text())
+    plain_pod = plain["spec"]["template"]["spec"]
+    plain_container = plain_pod["containers"][0]
+    assert deployment["spec"]["template"]["spec"]["securityContext"] == plain_pod["securityContext"]
+    assert container["securityContext"] == plain_container["securityContext"]
+    assert container["resources"] == plain_container["resources"]
+
+    # Standard labels, and names that carry the release's name.
+    labels = deployment["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "botsecret-operator"
+    assert labels["app.kubernetes.io/instance"] == "rel"
+    assert labels["app.kubernetes.io/version"] == "0.1.0"
+    assert labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert labels["helm.sh/chart"] == "botsecret-operator-0.1.0"
+    assert {d["metadata"]["name"] for d in docs} == {"rel-botsecret-operator"}
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-botsecret-operator", "namespace": "ops"}]
+    assert binding["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
+
+
+def test_values_render_the_matching_flags(
+    helm: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path,
+) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "allowAmbientCredentialsNamespaces": ["a", "b"],
+        "watchNamespaces": ["x"],
+        "logFormat": "plain",
+        "metrics": {"port": 9200},
+        "extraEnv": [{"name": "BOTSECRET_PROVIDER_TIMEOUT", "value": "10"}],
+    }))
+    args = operator_container(render(helm, "--values", str(values)))["args"]
+    assert flag_values(args, "--allow-ambient-credentials") == ["a", "b"]
+    assert flag_values(args, "-n") == ["x"]
+    assert flag_values(args, "--metrics-port") == ["9200"]
+    assert "--json-logs" not in args
+
+    container = operator_container(render(helm, "--set", "metrics.enabled=false", "--values", str(values)))
+    assert "--metrics-port" not in container["args"]
+    assert "--metrics-address" not in container["args"]
+    assert {"name": "BOTSECRET_PROVIDER_TIMEOUT", "value": "10"} in container["env"]
+
+
+def test_rendered_clusterrole_rules_equal_the_manifests(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    assert one(render(helm), "ClusterRole")["rules"] == manifest_rules()
+
+
+def test_rbac_and_serviceaccount_can_be_left_out(helm: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    docs = render(helm, "--set", "rbac.create=false", "--set", "serviceAccount.create=false",
+                  "--set", "serviceAccount.name=existing")
+    assert [d["kind"] for d in docs] == ["Deployment"]
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "existing"
+
+
+def test_chart_crd_is_the_crd_file() -> None:
+    shipped = CHART / "crds" / "botsecret.dev_botsecrets.yaml"
+    assert shipped.read_bytes() == (REPO / "crds" / "botsecret.dev_botsecrets.yaml").read_bytes(), (
+        "copy crds/botsecret.dev_botsecrets.yaml to charts/botsecret-operator/crds/"
+    )
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == ["botsecret.dev_botsecrets.yaml"]
+
+
+@pytest.mark.parametrize(("setting", "field"), [
+    ("logFormat=xml", "logFormat"),
+    ("metrics.port=abc", "metrics/port"),
+    ("metrics.port=70000", "metrics/port"),
+    ("watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
+    ("metrics.enabeld=true", "enabeld"),
+])
+def test_schema_refuses_invalid_values(
+    helm: Callable[..., subprocess.CompletedProcess[str]], setting: str, field: str,
+) -> None:
+    done = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", setting, check=False)
+    assert done.returncode != 0, f"{setting} was accepted"
+    assert "schema" in done.stderr, done.stderr
+    assert field in done.stderr, done.stderr
+
+
+def wait_gone(read: Callable[[], Any], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            read()
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        time.sleep(0.2)
+    pytest.fail(f"{what} still exists {timeout} s after helm uninstall")
+
+
+def crd_exists(kube: Kube) -> bool:
+    try:
+        kube.crds.read_custom_resource_definition(CRD_NAME)
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
+@pytest.fixture
+def release(kube: Kube, cluster: ControlPlane) -> Iterator[tuple[str, str]]:
+    """A release name and a namespace for it that helm creates; both are removed afterwards."""
+    name, namespace = f"bs-{secrets.token_hex(3)}", f"chart-{secrets.token_hex(4)}"
+    yield name, namespace
+    # Cleanup after a failure half-way; a no-op when the test uninstalled.
+    subprocess.run([str(helm_binary()), "uninstall", name, "--namespace", namespace, "--ignore-not-found",
+                    "--kubeconfig", str(cluster.admin_kubeconfig)], capture_output=True, check=False, timeout=60)
+    try:
+        kube.core.delete_namespace(namespace)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+
+
+def test_install_and_uninstall_on_the_apiserver(
+    helm: Callable[..., subprocess.CompletedProcess[str]], cluster: ControlPlane, kube: Kube,
+    namespace: str, release: tuple[str, str],
+) -> None:
+    name, release_ns = release
+    fullname = f"{name}-botsecret-operator"
+    kubeconfig = ["--kubeconfig", str(cluster.admin_kubeconfig)]
+    skip_crds = ["--skip-crds"] if crd_exists(kube) else []
+
+    done = helm("install", name, str(CHART), "--namespace", release_ns, "--create-namespace", *skip_crds,
+                *kubeconfig)
+    assert "STATUS: deployed" in done.stdout
+    assert "kind: BotSecret" in done.stdout, "NOTES.txt shows how to create a first BotSecret"
+    assert crd_exists(kube)
+
+    deployment = kube.apps.read_namespaced_deployment(fullname, release_ns)
+    assert deployment.spec.template.spec.service_account_name == fullname
+    assert deployment.spec.template.spec.containers[0].args[0] == "run"
+    assert kube.core.read_namespaced_service_account(fullname, release_ns).metadata.labels[
+        "app.kubernetes.io/instance"] == name
+    role = kube.rbac.read_cluster_role(fullname)
+    assert kube.api.sanitize_for_serialization(role)["rules"] == manifest_rules()
+    binding = kube.rbac.read_cluster_role_binding(fullname)
+    assert binding.role_ref.name == fullname
+    assert [(s.kind, s.name, s.namespace) for s in binding.subjects] == [("ServiceAccount", fullname, release_ns)]
+    status = helm("status", name, "--namespace", release_ns, *kubeconfig).stdout
+    assert "STATUS: deployed" in status
+
+    # A Secret the operator made (as far as labels go) lives on in another namespace.
+    made = kube.core.create_namespaced_secret(namespace, {
+        "metadata": {"name": "bot-credentials", "labels": {"app.kubernetes.io/managed-by": "botsecret-operator"}},
+        "stringData": {"token": "not-a-test-value"},
+    })
+
+    helm("uninstall", name, "--namespace", release_ns, *kubeconfig)
+    wait_gone(lambda: kube.apps.read_namespaced_deployment(fullname, release_ns), "the Deployment")
+    wait_gone(lambda: kube.core.read_namespaced_service_account(fullname, release_ns), "the ServiceAccount")
+    wait_gone(lambda: kube.rbac.read_cluster_role(fullname), "the ClusterRole")
+    wait_gone(lambda: kube.rbac.read_cluster_role_binding(fullname), "the ClusterRoleBinding")
+
+    kept = kube.core.read_namespaced_secret("bot-credentials", namespace)
+    assert kept.metadata.uid == made.metadata.uid
+    assert kept.metadata.deletion_timestamp is None
+    assert crd_exists(kube), "helm never deletes the CRDs of crds/; BotSecrets and their Secrets stay"
