@@ -24,6 +24,7 @@ def _run(args: argparse.Namespace) -> int:
         start_http_server(args.metrics_port, addr=args.metrics_address)
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.json_logs else kopf.LogFormat.FULL)
+    quiet_chatty_libraries()
     namespaces = args.namespace or []
     kopf.run(
         clusterwide=not namespaces,
@@ -32,6 +33,18 @@ def _run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
     )
     return 0
+
+
+# At DEBUG these log request and response bodies: secret values, STS credentials, tokens.
+CHATTY_LOGGERS = ("botocore", "boto3", "urllib3", "hvac", "kubernetes", "google", "grpc", "s3transfer")
+
+
+def quiet_chatty_libraries() -> None:
+    """Keep SDK loggers at WARNING whatever the operator's own verbosity (``-v`` sets DEBUG)."""
+    import logging
+
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from .identity import token_source
 from .providers.base import AccessDenied, Provider, ProviderError, Unavailable
-from .spec import AwsSource, GcpSource, Source, VaultSource
+from .spec import FORBIDDEN_TARGET_TYPES, AwsSource, GcpSource, Source, VaultSource
 
 __all__ = ["CredentialsError", "ProviderPool"]
 
@@ -48,6 +49,10 @@ def _read_credentials(core: Any, namespace: str, name: str, field: str) -> _Cred
         if e.status == 403:
             raise CredentialsError(f"{field}: the operator may not read Secret {name!r}") from None
         raise Unavailable(f"{field}: reading Secret {name!r} failed with HTTP {e.status}") from None
+    if secret.type in FORBIDDEN_TARGET_TYPES:
+        # A token the cluster minted for a ServiceAccount is not a provider credential; sending it
+        # to a provider would hand that ServiceAccount's Kubernetes rights to whoever runs it.
+        raise CredentialsError(f"{field}: Secret {name!r} is of type {secret.type}, which is never sent to a provider")
     values = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
     return _Credentials(secret.metadata.resource_version or "", values)
 
@@ -56,6 +61,10 @@ def _need(creds: _Credentials, key: str, field: str, name: str) -> str:
     if key not in creds.values:
         raise CredentialsError(f"{field}: Secret {name!r} has no key {key!r}")
     return creds.values[key].decode("utf-8").strip()
+
+
+# A client not used for this long belongs to a source that was edited away or deleted.
+IDLE_SECONDS = 6 * 3600.0
 
 
 def _ambient_refused(namespace: str, field: str) -> AccessDenied:
@@ -80,6 +89,7 @@ class ProviderPool:
         self._lock = threading.Lock()
         # (namespace, source settings) -> (versions of the Secrets read, client)
         self._clients: dict[tuple[str, object], tuple[tuple[str | None, ...], Provider]] = {}
+        self._last_used: dict[tuple[str, object], float] = {}
 
     def ambient_allowed(self, namespace: str) -> bool:
         return "*" in self._ambient or namespace in self._ambient
@@ -94,7 +104,10 @@ class ProviderPool:
             ca = _read_credentials(self._core, namespace, conf.ca_secret, f"{field}.caSecretRef")
         key = (namespace, conf)
         versions = (creds.resource_version if creds else None, ca.resource_version if ca else None)
+        now = time.monotonic()
+        self._drop(lambda k: now - self._last_used.get(k, now) > IDLE_SECONDS)
         with self._lock:
+            self._last_used[key] = now
             cached = self._clients.get(key)
             if cached is not None and cached[0] == versions:
                 return cached[1]
@@ -170,15 +183,15 @@ class ProviderPool:
             ca_pem = _need(ca, conf.ca_secret_key, f"{field}.caSecretRef", conf.ca_secret or "")
         return VaultProvider(conf, login=login, ca_pem=ca_pem, timeout=self._timeout)
 
-    def forget_namespace(self, namespace: str) -> None:
-        self._drop(lambda key: key[0] == namespace)
-
     def close(self) -> None:
         self._drop(lambda _: True)
 
     def _drop(self, predicate: Callable[[tuple[str, object]], bool]) -> None:
         with self._lock:
-            dropped = [self._clients.pop(k)[1] for k in list(self._clients) if predicate(k)]
+            gone = [k for k in self._clients if predicate(k)]
+            dropped = [self._clients.pop(k)[1] for k in gone]
+            for k in gone:
+                self._last_used.pop(k, None)
         for client in dropped:
             client.close()
 

@@ -42,7 +42,8 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
     except ApiException as e:
         # Nothing was recorded as restarted; the next cycle tries again.
         outcome = RolloutOutcome(entries=list((body.get("status") or {}).get("rollout") or []),
-                                 pending=(body.get("status") or {}).get("pendingRollout"), wake_in=5.0)
+                                 pending=(body.get("status") or {}).get("pendingRollout"), wake_in=30.0,
+                                 key_id=(body.get("status") or {}).get("hmacKeyId"))
         outcome.condition = {"status": "False", "reason": "RolloutError",
                              "message": f"reading or patching workloads failed with HTTP {e.status}"}
         return outcome
@@ -71,7 +72,8 @@ def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
         now=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         force_sync=(meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION),
         rollout=None if rollout is None else {
-            "entries": rollout.entries, "pending": rollout.pending, "condition": rollout.condition},
+            "entries": rollout.entries, "pending": rollout.pending, "condition": rollout.condition,
+            "keyId": rollout.key_id},
     )
     if patch is not None:
         try:

@@ -8,10 +8,13 @@ name.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
+import random
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import kopf
 from kubernetes.client.exceptions import ApiException
@@ -23,6 +26,8 @@ from .scheduling import next_delay
 from .spec import DEFAULT_REFRESH_SECONDS
 
 GROUP, VERSION, PLURAL = "botsecret.dev", "v1alpha1", "botsecrets"
+STARTUP_SPREAD_SECONDS = 10.0
+T = TypeVar("T")
 
 
 @kopf.on.startup()
@@ -67,6 +72,29 @@ async def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         _wakeup(memo).set()
 
 
+def _lock(memo: kopf.Memo) -> threading.Lock:
+    lock: threading.Lock = memo.setdefault("lock", threading.Lock())
+    return lock
+
+
+def _locked(lock: threading.Lock, fn: Callable[..., T], *args: Any) -> T:
+    # Cancelling the daemon does not stop a cycle already running in its thread; the lock makes
+    # release wait for it, so nothing is written after the BotSecret's Secret was released.
+    with lock:
+        return fn(*args)
+
+
+def _startup_spread(body: kopf.Body, runtime: Runtime) -> float:
+    """A random delay for BotSecrets that existed before this operator process started, so that a
+    restart does not send every fetch and login at once."""
+    created = body.get("metadata", {}).get("creationTimestamp") or ""
+    try:
+        born = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return 0.0
+    return random.uniform(0, STARTUP_SPREAD_SECONDS) if born < runtime.started_at else 0.0
+
+
 def _refresh_seconds(result: SyncResult) -> float:
     return result.spec.refresh_seconds if result.spec is not None else DEFAULT_REFRESH_SECONDS
 
@@ -75,8 +103,9 @@ def _refresh_seconds(result: SyncResult) -> float:
 async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
                        logger: kopf.Logger, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    wakeup = _wakeup(memo)
+    wakeup, lock = _wakeup(memo), _lock(memo)
     failures = 0
+    await _sleep(wakeup, stopped, _startup_spread(body, runtime))
     while not stopped:
         wakeup.clear()
         snapshot: dict[str, Any] = json.loads(json.dumps(dict(body)))  # the live body changes under us
@@ -85,7 +114,7 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
         memo.synced_trigger = _sync_trigger(snapshot)
         retry_after, wake_in = None, None
         try:
-            outcome = await asyncio.to_thread(run_cycle, runtime, snapshot)
+            outcome = await asyncio.to_thread(_locked, lock, run_cycle, runtime, snapshot)
             for kind, reason, message in outcome.events:
                 kopf.event(body, type=kind, reason=reason, message=message)
             result, memo.status = outcome.result, outcome.status
@@ -116,7 +145,7 @@ async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: floa
 async def release(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     snapshot: dict[str, Any] = json.loads(json.dumps(dict(body)))
     try:
-        outcome = await asyncio.to_thread(release_target, memo.runtime, snapshot)
+        outcome = await asyncio.to_thread(_locked, _lock(memo), release_target, memo.runtime, snapshot)
     except ApiException as e:
         raise kopf.TemporaryError(f"releasing the target Secret failed with HTTP {e.status}", delay=5) from None
     logger.info(f"target Secret: {outcome}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from . import metrics
@@ -19,6 +20,20 @@ __all__ = ["TOKEN_SECONDS", "token_source"]
 
 # What the apiserver grants at most varies; an hour is the usual floor of --service-account-max-token-expiration.
 TOKEN_SECONDS = 3600
+
+
+def _refuse_api_audience(core: Any, token: str, audience: str, field: str) -> None:
+    """Refuse to hand out a token the Kubernetes API itself would accept.
+
+    The spec chooses the audience and where the token goes (a Vault address, an STS endpoint).
+    A token for the apiserver's own audience would give whoever receives it the ServiceAccount's
+    rights in the cluster; a token for another audience is worthless to the apiserver.
+    """
+    authn: Any = client.AuthenticationV1Api(core.api_client)
+    review = authn.create_token_review({"spec": {"token": token}})
+    if review.status.authenticated:
+        raise AccessDenied(f"{field}: audience {audience!r} is accepted by the Kubernetes API itself; "
+                           "choose an audience of the provider, such as 'vault' or 'sts.amazonaws.com'")
 
 
 def token_source(core: Any, namespace: str, service_account: str, audience: str,
@@ -41,6 +56,8 @@ def token_source(core: Any, namespace: str, service_account: str, audience: str,
                 raise AccessDenied(f"{field}: the operator may not request tokens for {service_account!r}") from None
             raise Unavailable(f"{field}: TokenRequest failed with HTTP {e.status}") from None
         metrics.TOKEN_REQUESTS.inc()
-        return str(response.status.token)
+        token = str(response.status.token)
+        _refuse_api_audience(core, token, audience, field)
+        return token
 
     return mint

@@ -25,11 +25,15 @@ from .spec import RolloutTarget
 from .values import SecretValue
 from .workloads import consumed_keys, rollout_phase
 
-__all__ = ["RESTART_ANNOTATION", "RolloutOutcome", "Workload", "advance"]
+__all__ = ["RESTART_ANNOTATION", "RolloutOutcome", "Workload", "advance", "key_id"]
 
 RESTART_ANNOTATION = "botsecret.dev/restarted-for"
 FOLLOW_INTERVAL = 2.0
-PAUSED_RECHECK = 5.0
+MAX_FOLLOW_INTERVAL = 30.0
+PAUSED_RECHECK = 15.0
+# However often the data keeps changing, a restart waits at most this many debounce periods
+# (and at least a minute) after the first change.
+MAX_DEBOUNCE_FACTOR = 6
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class RolloutOutcome:
     condition: dict[str, Any] | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)
     wake_in: float | None = None
+    key_id: str | None = None
+
+    def wake(self, seconds: float) -> None:
+        self.wake_in = seconds if self.wake_in is None else min(self.wake_in, seconds)
 
 
 class Workloads:
@@ -118,14 +126,21 @@ def consumed_hmac(key: bytes, workload: Workload, secret_name: str,
     return data_hmac(key, {k: data[k] for k in keys}), keys
 
 
+def key_id(hmac_key: bytes) -> str:
+    """A short public name of the HMAC key, so a new key is noticed instead of read as new data."""
+    return data_hmac(hmac_key, {"botsecret.dev/key-id": SecretValue(b"")})[-12:]
+
+
 def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], result: SyncResult,
             now: datetime.datetime) -> RolloutOutcome:
     """One step of the rollout state machine after a sync. Restarts only after a successful sync."""
     spec = result.spec
-    outcome = RolloutOutcome()
+    outcome = RolloutOutcome(key_id=key_id(hmac_key))
     if spec is None or not spec.rollout_targets:
         return outcome
-    previous = {(e.get("kind"), e.get("name")): dict(e) for e in status.get("rollout") or []}
+    # HMACs under another key cannot be compared with ours: take a new baseline, restart nothing.
+    same_key = status.get("hmacKeyId") in (None, outcome.key_id)
+    previous = {(e.get("kind"), e.get("name")): dict(e) for e in status.get("rollout") or []} if same_key else {}
     pending = dict(status.get("pendingRollout") or {}) or None
     found, missing = workloads.resolve(spec.rollout_targets)
 
@@ -141,34 +156,54 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
             entries.pop((workload.kind, workload.name))
             continue
         value, keys = consumed
-        baseline = entry.get("dataHMAC") or (workload.template.get("metadata") or {}).get(
-            "annotations", {}).get(RESTART_ANNOTATION)
+        # Only our own record counts: the template annotation may have been written for another
+        # BotSecret, or by anyone.
+        baseline = entry.get("dataHMAC")
         if baseline is None:
             entry["dataHMAC"] = value  # first sight: nothing to restart for
         elif baseline != value:
             due.append((workload, value, keys))
 
-    if due:
-        if pending is None or pending.get("dataHMAC") != result.data_hmac:
-            changed = sorted(set(pending.get("keys", []) if pending else []) | set(result.changed_keys))
-            pending = {"dataHMAC": result.data_hmac, "changedAt": _iso(now), "keys": changed}
-        ready_at = _parse(pending["changedAt"]) + datetime.timedelta(seconds=spec.debounce_seconds)
+    _follow(found, entries, now, outcome)  # first: whether a rollout is still going decides below
+    if not result.ready:
+        pass  # no news about the data: a pending restart stays pending
+    elif due:
+        pending = _pending(pending, result, now)
+        ready_at = _due_at(pending, spec.debounce_seconds)
+        busy = [w for w, _, _ in due if entries[(w.kind, w.name)].get("phase") == "Progressing" and not w.paused
+                and entries[(w.kind, w.name)].get("startedAt")]
         if now < ready_at:
-            outcome.wake_in = (ready_at - now).total_seconds()
+            outcome.wake((ready_at - now).total_seconds())
+        elif busy:
+            outcome.wake(FOLLOW_INTERVAL)  # one rollout at a time: pods never run half-rotated data
         else:
             paused = _restart(workloads, due, entries, pending, now, outcome)
             pending = pending if paused else None
             if paused:
-                outcome.wake_in = PAUSED_RECHECK
+                outcome.wake(PAUSED_RECHECK)
     else:
         pending = None
 
-    _follow(found, entries, now, outcome)
     outcome.entries = [entries[k] for k in sorted(entries)]
     outcome.pending = pending
     outcome.condition = _condition(outcome.entries, pending, missing, paused_names=[
         f"{w.kind}/{w.name}" for w, _, _ in due if w.paused and pending is not None])
     return outcome
+
+
+def _pending(pending: dict[str, Any] | None, result: SyncResult, now: datetime.datetime) -> dict[str, Any]:
+    if pending is not None and pending.get("dataHMAC") == result.data_hmac:
+        return pending
+    changed = sorted(set(pending.get("keys", []) if pending else []) | set(result.changed_keys))
+    first = pending.get("firstChangedAt", pending.get("changedAt")) if pending else None
+    return {"dataHMAC": result.data_hmac, "changedAt": _iso(now), "firstChangedAt": first or _iso(now),
+            "keys": changed}
+
+
+def _due_at(pending: Mapping[str, Any], debounce: float) -> datetime.datetime:
+    settled = _parse(pending["changedAt"]) + datetime.timedelta(seconds=debounce)
+    latest = _parse(pending["firstChangedAt"]) + datetime.timedelta(seconds=max(debounce * MAX_DEBOUNCE_FACTOR, 60))
+    return min(settled, latest)
 
 
 def _restart(workloads: Workloads, due: list[tuple[Workload, str, frozenset[str]]],
@@ -189,6 +224,7 @@ def _restart(workloads: Workloads, due: list[tuple[Workload, str, frozenset[str]
                      restartedFor=changed)
         outcome.events.append(("Normal", "RolloutRestarted",
                                f"restarted {workload.kind}/{workload.name}; changed keys: {', '.join(changed)}"))
+        outcome.wake(FOLLOW_INTERVAL)  # follow the rollout just started
     return any_paused
 
 
@@ -201,14 +237,19 @@ def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]
         workload = bodies.get(key)
         if workload is None or workload.paused:
             continue
+        elapsed = (now - _parse(entry["startedAt"])).total_seconds()
+        # Checked often at first, then less: a rollout that takes long costs few reads.
+        interval = max(FOLLOW_INTERVAL, min(MAX_FOLLOW_INTERVAL, elapsed / 4))
+        if elapsed <= 0:
+            outcome.wake(interval)
+            continue  # patched in this cycle: the body read before the patch says nothing about it
+        phase, message = rollout_phase(workload.kind, workload.body)
         annotations = (workload.template.get("metadata") or {}).get("annotations") or {}
         if annotations.get(RESTART_ANNOTATION) != entry.get("dataHMAC"):
-            outcome.wake_in = min(outcome.wake_in or FOLLOW_INTERVAL, FOLLOW_INTERVAL)
-            continue  # our patch is not visible yet
-        phase, message = rollout_phase(workload.kind, workload.body)
+            message += "; the template was changed since by someone else"
         entry.update(phase=phase, message=message)
         if phase == "Progressing":
-            outcome.wake_in = min(outcome.wake_in or FOLLOW_INTERVAL, FOLLOW_INTERVAL)
+            outcome.wake(interval)
             continue
         entry["finishedAt"] = _iso(now)
         if phase == "Failed":

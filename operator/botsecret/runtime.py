@@ -6,6 +6,7 @@ Built once at startup and shared by every BotSecret's handlers.
 from __future__ import annotations
 
 import base64
+import datetime
 import os
 import secrets as random_secrets
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ def load_or_create_hmac_key(core: Any, namespace: str) -> bytes:
     body = {
         "metadata": {"name": HMAC_KEY_SECRET, "labels": {"app.kubernetes.io/managed-by": "botsecret-operator"}},
         "type": "Opaque",
+        # Immutable: a changed key would make every stored HMAC look like new data.
+        "immutable": True,
         "data": {"key": base64.b64encode(key).decode("ascii")},
     }
     try:
@@ -81,6 +84,7 @@ class Runtime:
     api: Any
     hmac_key: bytes = field(repr=False)
     pool: ProviderPool = field(repr=False)
+    started_at: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     @classmethod
     def start(cls, settings: OperatorConfig) -> Runtime:

@@ -1,6 +1,6 @@
 """Read, write and release the target Secret by name. Never a watch on Secrets.
 
-Writes are server-side applies under one fixed field manager, so ``Merge`` adds and later
+Writes are server-side applies under one field manager per BotSecret, so ``Merge`` adds and later
 removes only the keys this operator applied, and a drifted key is taken back on the next apply.
 """
 
@@ -17,7 +17,7 @@ from .spec import FORBIDDEN_TARGET_TYPES, Target
 from .values import SecretValue
 
 __all__ = [
-    "FIELD_MANAGER",
+    "FIELD_MANAGER_PREFIX",
     "MANAGED_BY_LABEL",
     "OWNER_LABEL",
     "Owner",
@@ -29,7 +29,7 @@ __all__ = [
     "release",
 ]
 
-FIELD_MANAGER = "botsecret-operator"
+FIELD_MANAGER_PREFIX = "botsecret/"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "botsecret-operator"
 OWNER_LABEL = "botsecret.dev/botsecret"
@@ -49,6 +49,12 @@ class Owner:
     uid: str
     api_version: str = "botsecret.dev/v1alpha1"
     kind: str = "BotSecret"
+
+    @property
+    def field_manager(self) -> str:
+        # One manager per BotSecret, as ESO has one per ExternalSecret: two BotSecrets merging
+        # into one Secret then own, and on deletion drop, only their own keys.
+        return (FIELD_MANAGER_PREFIX + self.name)[:128]
 
 
 def read(core: Any, namespace: str, name: str) -> Any | None:
@@ -140,7 +146,7 @@ def apply(core: Any, secret: Any | None, owner: Owner, target: Target, data: Map
         core.patch_namespaced_secret(target.name, owner.namespace, {"data": dict.fromkeys(foreign)})
     core.patch_namespaced_secret(
         target.name, owner.namespace, _manifest(owner, target, data),
-        field_manager=FIELD_MANAGER, force=True, _content_type=APPLY,
+        field_manager=owner.field_manager, force=True, _content_type=APPLY,
     )
 
 
@@ -157,7 +163,7 @@ def release(core: Any, owner: Owner, target: Target) -> str:
             core.patch_namespaced_secret(
                 target.name, owner.namespace,
                 {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": target.name}},
-                field_manager=FIELD_MANAGER, force=True, _content_type=APPLY,
+                field_manager=owner.field_manager, force=True, _content_type=APPLY,
             )
             return "keys removed"
         return "retained"

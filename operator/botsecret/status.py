@@ -46,6 +46,7 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
                                     generation=generation, now=now, previous=_find(current, "RolloutComplete")))
         patch["rollout"] = list(rollout.get("entries") or [])
         patch["pendingRollout"] = rollout.get("pending")
+        patch["hmacKeyId"] = rollout.get("keyId")
     patch["conditions"] = conditions
     if result.secret_name:
         patch["secretName"] = result.secret_name

@@ -182,7 +182,7 @@ def test_a_paused_deployment_restarts_once_after_resume(operator: Any, kube: Kub
     assert wl.template_annotation(kube, namespace, "Deployment", "app") is None
 
     kube.apps.patch_namespaced_deployment("app", namespace, {"spec": {"paused": False}})
-    wait_for(lambda: wl.replicasets(kube, namespace, "app") == 2, timeout=30)
+    wait_for(lambda: wl.replicasets(kube, namespace, "app") == 2, timeout=45)
     wait_rollout(kube, namespace, "bot", "RolloutComplete")
     time.sleep(SETTLE)
     assert wl.replicasets(kube, namespace, "app") == 2

@@ -329,3 +329,24 @@ def test_data_over_a_secrets_size_limit_is_refused_with_a_condition(
     body = bs.wait_ready(kube, namespace, "bot", status="False", reason="DataTooLarge")
     assert "a Secret holds at most" in bs.ready(body)["message"]
     assert bs.secret_data(kube, namespace, "bot") == {"SMALL": small.encode()}
+
+
+def test_two_botsecrets_merge_into_one_secret_and_each_removes_only_its_keys(
+    operator: Any, kube: Kube, namespace: str, aws: MotoServer,
+) -> None:
+    a, b = secret_value("merge_a"), secret_value("merge_b")
+    sm = aws.client()
+    sm.create_secret(Name=f"{namespace}/a", SecretString=a)
+    sm.create_secret(Name=f"{namespace}/b", SecretString=b)
+    kube.core.create_namespaced_secret(namespace, {"metadata": {"name": "env"}, "stringData": {"MINE": "kept"}})
+    source = bs.aws_source(kube, namespace, aws.endpoint)
+    target = {"name": "env", "creationPolicy": "Merge", "deletionPolicy": "Delete"}
+    bs.create(kube, namespace, "a", {"sources": [source], "target": target, "refreshInterval": "5s",
+                                     "data": [{"key": "A", "remoteRef": {"name": f"{namespace}/a"}}]})
+    bs.create(kube, namespace, "b", {"sources": [source], "target": target, "refreshInterval": "5s",
+                                     "data": [{"key": "B", "remoteRef": {"name": f"{namespace}/b"}}]})
+    bs.wait_secret(kube, namespace, "env", {"MINE": b"kept", "A": a.encode(), "B": b.encode()})
+    time.sleep(6)  # a refresh of each: neither may take the other's key away
+    assert bs.secret_data(kube, namespace, "env") == {"MINE": b"kept", "A": a.encode(), "B": b.encode()}
+    bs.delete(kube, namespace, "a")
+    bs.wait_secret(kube, namespace, "env", {"MINE": b"kept", "B": b.encode()})

@@ -358,3 +358,33 @@ def test_a_second_botsecret_for_the_same_secret_gets_target_conflict(
     bs.force_sync(kube, team_a, "first")
     bs.wait_secret(kube, team_a, "shared", {"K": rotated.encode()})
     assert bs.ready(bs.get(kube, team_a, "first"))["status"] == "True"
+
+
+def test_no_token_the_kubernetes_api_would_accept_leaves_the_operator(
+    operator: Any, kube: Kube, cluster: ControlPlane, vault: OpenBao, k8s_auth: str, teams: tuple[str, str],
+) -> None:
+    team_a, _ = teams
+    bind_role(vault, k8s_auth, f"{team_a}-bot", team_a, "bot", team_a)
+    source = vault_source(vault, k8s_auth, f"{team_a}-bot")
+    source["vault"]["auth"]["kubernetes"]["audience"] = cluster.server  # the apiserver's own audience
+    bs.create(kube, team_a, "api-audience", {
+        "sources": [source], "data": [{"key": "V", "remoteRef": {"name": f"{team_a}/x", "property": "v"}}]})
+    body = bs.wait_ready(kube, team_a, "api-audience", status="False", reason="AccessDenied")
+    assert "accepted by the Kubernetes API itself" in bs.ready(body)["message"]
+    assert bs.secret_data(kube, team_a, "api-audience") is None
+
+
+def test_a_service_account_token_secret_is_never_sent_as_a_credential(
+    operator: Any, kube: Kube, vault: OpenBao, teams: tuple[str, str],
+) -> None:
+    _, team_b = teams
+    kube.core.create_namespaced_secret(team_b, {
+        "metadata": {"name": "bot-token", "annotations": {"kubernetes.io/service-account.name": "bot"}},
+        "type": "kubernetes.io/service-account-token",
+    })
+    wait_for(lambda: (kube.core.read_namespaced_secret("bot-token", team_b).data or {}).get("token"))
+    bs.create(kube, team_b, "bot", {
+        "sources": [{"name": "vault", "vault": {"address": vault.address, "credentialsSecretRef": {"name": "bot-token"}}}],
+        "data": [{"key": "V", "remoteRef": {"name": f"{team_b}/x", "property": "v"}}]})
+    body = bs.wait_ready(kube, team_b, "bot", status="False", reason="AccessDenied")
+    assert "never sent to a provider" in bs.ready(body)["message"]
