@@ -17,7 +17,7 @@ binaries:
 	echo "control plane build: $$(( $$(date +%s) - start )) s"
 
 lint: install
-	$(BIN)/ruff check operator tests
+	$(BIN)/ruff check operator tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
