@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from botsecret.spec import InvalidSpec, parse_spec
 from tests.harness.cluster_fixtures import Kube
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.sync
 
@@ -82,17 +82,6 @@ SPARSE: dict[str, Any] = {
         "rollout": {"targets": [{"kind": "Deployment", "name": "bot"}]},
     },
 }
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def _established(kube: Kube, name: str) -> bool:

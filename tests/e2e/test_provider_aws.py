@@ -6,18 +6,19 @@ import json
 import secrets
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from botsecret.providers.aws import AwsCredentials, AwsProvider
-from botsecret.providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+from botsecret.providers.base import AccessDenied, NotFound, RemoteRef, Unavailable
 from botsecret.spec import AwsSource
 from tests.harness import processes
 from tests.harness.aws import REGION, MotoServer
 from tests.harness.leaks import secret_value
+from tests.harness.provider_checks import assert_no_leak, fetched
 
 pytestmark = pytest.mark.sync
 
@@ -43,22 +44,6 @@ def provider(aws: MotoServer) -> Iterator[AwsProvider]:
     p = provider_for(aws.endpoint)
     yield p
     p.close()
-
-
-def fetched(result: Fetched | ProviderError) -> Fetched:
-    assert isinstance(result, Fetched), f"expected a value, got {result!r}"
-    return result
-
-
-def assert_no_leak(things: object, *values: str) -> None:
-    """Neither the repr of ``things`` nor any error message in it shows a stored value."""
-    texts = [repr(things), str(things)]
-    if isinstance(things, Mapping):
-        texts += [str(v) for v in things.values() if isinstance(v, ProviderError)]
-        texts += [v.message for v in things.values() if isinstance(v, ProviderError)]
-    for value in values:
-        for text in texts:
-            assert value.strip() not in text
 
 
 def test_string_value_keeps_exact_bytes(sm: Any, provider: AwsProvider) -> None:

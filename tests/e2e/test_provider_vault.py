@@ -14,11 +14,12 @@ from typing import Any
 import hvac
 import pytest
 
-from botsecret.providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+from botsecret.providers.base import AccessDenied, NotFound, RemoteRef, Unavailable
 from botsecret.providers.vault import VaultProvider
 from botsecret.spec import VaultSource
 from tests.harness import processes
 from tests.harness.leaks import secret_value
+from tests.harness.provider_checks import assert_no_leak, fetched
 from tests.harness.vault import ROOT_TOKEN, OpenBao
 
 pytestmark = pytest.mark.sync
@@ -46,22 +47,6 @@ def provider(vault: OpenBao) -> Iterator[VaultProvider]:
     p = provider_for(vault.address)
     yield p
     p.close()
-
-
-def fetched(result: Fetched | ProviderError) -> Fetched:
-    assert isinstance(result, Fetched), f"expected a value, got {result!r}"
-    return result
-
-
-def assert_no_leak(things: object, *values: str) -> None:
-    """Neither the repr of ``things`` nor any error message in it shows a stored value."""
-    texts = [repr(things), str(things)]
-    if isinstance(things, Mapping):
-        texts += [str(v) for v in things.values() if isinstance(v, ProviderError)]
-        texts += [v.message for v in things.values() if isinstance(v, ProviderError)]
-    for value in values:
-        for text in texts:
-            assert value.strip() not in text
 
 
 def write_v2(bao: Any, path: str, data: Mapping[str, Any], mount: str = "secret") -> int:

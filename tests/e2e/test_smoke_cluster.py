@@ -5,7 +5,6 @@ Each asserts something a fake API server would likely get wrong.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import hvac
@@ -15,6 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.harness.cluster import ControlPlane
 from tests.harness.cluster_fixtures import Kube, kube_for
 from tests.harness.leaks import secret_value
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.smoke
 
@@ -41,17 +41,6 @@ WIDGET_CRD: dict[str, Any] = {
 }
 
 
-def wait_for(check: Any, timeout: float = 60, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
 def test_crd_validation_rule_rejects_and_unknown_fields_are_pruned(kube: Kube, namespace: str) -> None:
     try:
         kube.crds.create_custom_resource_definition(WIDGET_CRD)
@@ -65,7 +54,7 @@ def test_crd_validation_rule_rejects_and_unknown_fields_are_pruned(kube: Kube, n
     def create(spec: dict[str, Any]) -> Any:
         body = {"apiVersion": "smoke.botsecret.dev/v1", "kind": "Widget", "metadata": {"name": f"w{spec['min']}"},
                 "spec": spec}
-        return wait_for(lambda: _create_when_served(kube, args, body))
+        return wait_for(lambda: _create_when_served(kube, args, body), timeout=60, ignore=())
 
     with pytest.raises(ApiException) as invalid:
         create({"min": 5, "max": 1})
@@ -100,11 +89,11 @@ def test_pod_template_patch_makes_a_second_replicaset(kube: Kube, namespace: str
     def replicasets() -> list[Any]:
         return list(kube.apps.list_namespaced_replica_set(namespace, label_selector="app=bot").items)
 
-    wait_for(lambda: len(replicasets()) == 1)
+    wait_for(lambda: len(replicasets()) == 1, timeout=60)
     kube.apps.patch_namespaced_deployment("bot", namespace, {
         "spec": {"template": {"metadata": {"annotations": {"botsecret.dev/restarted-for": "smoke"}}}},
     })
-    wait_for(lambda: len(replicasets()) == 2)
+    wait_for(lambda: len(replicasets()) == 2, timeout=60)
     hashes = {rs.metadata.labels["pod-template-hash"] for rs in replicasets()}
     assert len(hashes) == 2
 

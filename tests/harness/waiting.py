@@ -9,9 +9,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], timeout: float = 30, interval: float = 0.1, what: str = "condition") -> T:
-    """Call ``check`` until it returns something truthy; return that. Exceptions count as 'not yet'
-    until the deadline, when the last one is raised."""
+def wait_for(check: Callable[[], T], timeout: float = 30, interval: float = 0.1, what: str = "condition",
+             ignore: tuple[type[Exception], ...] = (Exception,)) -> T:
+    """Call ``check`` until it returns something truthy; return that. Exceptions of the ``ignore``
+    types count as 'not yet' until the deadline, when the last one is raised; others at once."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
@@ -20,7 +21,7 @@ def wait_for(check: Callable[[], T], timeout: float = 30, interval: float = 0.1,
             if result:
                 return result
             last_error = None
-        except Exception as e:  # noqa: BLE001
+        except ignore as e:
             last_error = e
         if time.monotonic() > deadline:
             if last_error is not None:
