@@ -24,7 +24,7 @@ build() { # module dir, package, output name, ldflags
     return
   fi
   local start=$SECONDS
-  (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$out.tmp" "$pkg")
+  (cd "$dir" && go build -buildvcs=false -trimpath -ldflags "-s -w $ldflags" -o "$bin/$out.tmp" "$pkg")
   mv "$bin/$out.tmp" "$bin/$out"
   echo "build-binaries: built $out in $((SECONDS - start)) s" >&2
 }
