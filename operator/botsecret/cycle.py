@@ -11,13 +11,13 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from . import metrics, secrets
-from .reconcile import SyncResult, sync
+from .reconcile import SyncResult, from_synced, sync
 from .rollout import RolloutOutcome, Workloads, advance
 from .runtime import Runtime
 from .spec import InvalidSpec, VaultSource, parse_spec
-from .status import events_for, status_patch
+from .status import events_for, rollout_status_patch, status_patch
 
-__all__ = ["FORCE_SYNC_ANNOTATION", "CycleOutcome", "release_target", "run_cycle"]
+__all__ = ["FORCE_SYNC_ANNOTATION", "CycleOutcome", "release_target", "run_cycle", "run_rollout_cycle"]
 
 FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
 
@@ -90,6 +90,34 @@ def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
         events += rollout.events
     status = {k: v for k, v in {**current, **(patch or {})}.items() if v is not None}
     return CycleOutcome(result, events, rollout.wake_in if rollout is not None else None, status)
+
+
+def run_rollout_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome | None:
+    """Advance rollouts from the data already synced, without asking any provider.
+
+    ``None`` when that cannot be trusted (the last sync failed, the Secret drifted): the caller
+    runs a full cycle instead.
+    """
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    result = from_synced(runtime.sync_context, body)
+    if result is None:
+        return None
+    rollout = _rollout_step(runtime, body, result, now)
+    if rollout is None:
+        return CycleOutcome(result, status=dict(body.get("status") or {}))
+    meta, current = body["metadata"], body.get("status") or {}
+    patch = rollout_status_patch(
+        current=current, generation=int(meta.get("generation") or 0), now=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        rollout={"entries": rollout.entries, "pending": rollout.pending, "condition": rollout.condition,
+                 "keyId": rollout.key_id})
+    if patch is not None:
+        try:
+            runtime.patch_status(meta["namespace"], meta["name"], patch)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+    status = {k: v for k, v in {**current, **(patch or {})}.items() if v is not None}
+    return CycleOutcome(result, list(rollout.events), rollout.wake_in, status)
 
 
 def release_target(runtime: Runtime, body: Mapping[str, Any]) -> str:

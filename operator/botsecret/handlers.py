@@ -13,13 +13,14 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from .cycle import FORCE_SYNC_ANNOTATION, release_target, run_cycle
+from .cycle import FORCE_SYNC_ANNOTATION, release_target, run_cycle, run_rollout_cycle
 from .reconcile import SyncResult
 from .runtime import OperatorConfig, Runtime
 from .scheduling import next_delay
@@ -105,7 +106,8 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
     runtime: Runtime = memo.runtime
     wakeup, lock = _wakeup(memo), _lock(memo)
     failures = 0
-    await _sleep(wakeup, stopped, _startup_spread(body, runtime))
+    refresh_due = 0.0  # monotonic time of the next full sync
+    woken = await _sleep(wakeup, stopped, _startup_spread(body, runtime))
     while not stopped:
         wakeup.clear()
         snapshot: dict[str, Any] = json.loads(json.dumps(dict(body)))  # the live body changes under us
@@ -114,31 +116,44 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
         memo.synced_trigger = _sync_trigger(snapshot)
         retry_after, wake_in = None, None
         try:
-            outcome = await asyncio.to_thread(_locked, lock, run_cycle, runtime, snapshot)
+            outcome = None
+            if not woken and failures == 0 and time.monotonic() < refresh_due:
+                # Woken only to follow a rollout or end a debounce: the providers have nothing new to say.
+                outcome = await asyncio.to_thread(_locked, lock, run_rollout_cycle, runtime, snapshot)
+            full = outcome is None
+            if outcome is None:
+                outcome = await asyncio.to_thread(_locked, lock, run_cycle, runtime, snapshot)
             for kind, reason, message in outcome.events:
                 kopf.event(body, type=kind, reason=reason, message=message)
             result, memo.status = outcome.result, outcome.status
-            log = logger.info if result.ready else logger.warning
-            log(f"{result.reason}: {result.message}")
-            failures = failures + 1 if result.retryable else 0
-            refresh, retry_after, wake_in = _refresh_seconds(result), result.retry_after, outcome.wake_in
+            if full:
+                log = logger.info if result.ready else logger.warning
+                log(f"{result.reason}: {result.message}")
+                failures = failures + 1 if result.retryable else 0
+                refresh_due = time.monotonic() + next_delay(
+                    refresh_seconds=_refresh_seconds(result), failures=failures, retry_after=result.retry_after)
+            wake_in = outcome.wake_in
         except Exception as e:  # noqa: BLE001 - keep syncing; log the type only, the text may carry data
             logger.error(f"sync failed unexpectedly: {type(e).__name__}")
-            failures, refresh = failures + 1, DEFAULT_REFRESH_SECONDS
-        delay = next_delay(refresh_seconds=refresh, failures=failures, retry_after=retry_after)
+            failures += 1
+            refresh_due = time.monotonic() + next_delay(refresh_seconds=DEFAULT_REFRESH_SECONDS, failures=failures,
+                                                        retry_after=retry_after)
+        delay = max(0.0, refresh_due - time.monotonic())
         if wake_in is not None:
             delay = min(delay, wake_in)
-        await _sleep(wakeup, stopped, delay)
+        woken = await _sleep(wakeup, stopped, delay)
 
 
-async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
-    """Until the delay passes, something wakes this BotSecret, or the daemon is asked to stop."""
+async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> bool:
+    """Until the delay passes, something wakes this BotSecret, or the daemon is asked to stop.
+    Answers whether something woke it."""
     waiters = {asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())}
     try:
         await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
+    return wakeup.is_set()
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -21,7 +21,7 @@ from .providers.base import Fetched, ProviderError, RemoteRef, Unavailable
 from .spec import BotSecretSpec, InvalidSpec, parse_spec
 from .values import SecretValue
 
-__all__ = ["SyncContext", "SyncResult", "sync"]
+__all__ = ["SyncContext", "SyncResult", "from_synced", "sync"]
 
 
 @dataclass(frozen=True)
@@ -117,3 +117,33 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
         data_hmac=data_hmac(ctx.hmac_key, built.data), written=written, changed_keys=changed,
         spec=spec, data=built.data,
     )
+
+
+def from_synced(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult | None:
+    """The last successful sync, read back from the Secret instead of the providers.
+
+    For the cycles that only follow a rollout or wait out a debounce: they need the data the
+    workloads consume, not a fresh fetch. ``None`` unless the Secret still holds exactly what
+    status says was synced (its keyed HMAC matches); the caller then runs a full sync.
+    """
+    meta, status = body.get("metadata", {}), body.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if not ready or ready.get("status") != "True" or not status.get("dataHMAC"):
+        return None
+    try:
+        spec = parse_spec(body.get("spec") or {}, name=meta.get("name", ""))
+    except InvalidSpec:
+        return None
+    try:
+        live = secrets.read(ctx.core, meta.get("namespace", ""), spec.target.name)
+    except ApiException:
+        return None
+    if live is None:
+        return None
+    keys = [k.get("key", "") for k in status.get("keys") or []]
+    stored = secrets.live_data(live)
+    data = {k: SecretValue(stored[k]) for k in keys if k in stored}
+    if len(data) != len(keys) or data_hmac(ctx.hmac_key, data) != status["dataHMAC"]:
+        return None
+    return SyncResult(True, str(ready.get("reason", "Synced")), str(ready.get("message", "")), spec.target.name,
+                      data_hmac=status["dataHMAC"], spec=spec, data=data)

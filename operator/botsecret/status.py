@@ -8,7 +8,7 @@ from typing import Any
 
 from .reconcile import SyncResult
 
-__all__ = ["condition", "events_for", "ready_condition", "status_patch"]
+__all__ = ["condition", "events_for", "ready_condition", "rollout_status_patch", "status_patch"]
 
 
 def condition(kind: str, status: str, reason: str, message: str, *, generation: int, now: str,
@@ -40,13 +40,7 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
     """
     conditions = [ready_condition(result, generation=generation, now=now, previous=_find(current, "Ready"))]
     patch: dict[str, Any] = {"observedGeneration": generation}
-    if rollout is not None and rollout.get("condition") is not None:
-        c = rollout["condition"]
-        conditions.append(condition("RolloutComplete", c["status"], c["reason"], c["message"],
-                                    generation=generation, now=now, previous=_find(current, "RolloutComplete")))
-        patch["rollout"] = list(rollout.get("entries") or [])
-        patch["pendingRollout"] = rollout.get("pending")
-        patch["hmacKeyId"] = rollout.get("keyId")
+    _add_rollout(patch, conditions, current, rollout, generation=generation, now=now)
     patch["conditions"] = conditions
     if result.secret_name:
         patch["secretName"] = result.secret_name
@@ -62,6 +56,31 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
         return None
     if result.ready:
         patch["syncedAt"] = now
+    return patch
+
+
+def _add_rollout(patch: dict[str, Any], conditions: list[dict[str, Any]], current: Mapping[str, Any],
+                 rollout: Mapping[str, Any] | None, *, generation: int, now: str) -> None:
+    if rollout is None or rollout.get("condition") is None:
+        return
+    c = rollout["condition"]
+    conditions.append(condition("RolloutComplete", c["status"], c["reason"], c["message"],
+                                generation=generation, now=now, previous=_find(current, "RolloutComplete")))
+    patch["rollout"] = list(rollout.get("entries") or [])
+    patch["pendingRollout"] = rollout.get("pending")
+    patch["hmacKeyId"] = rollout.get("keyId")
+
+
+def rollout_status_patch(*, current: Mapping[str, Any], rollout: Mapping[str, Any], generation: int,
+                         now: str) -> dict[str, Any] | None:
+    """The status patch of a cycle that only advanced rollouts: the Ready condition stays."""
+    ready = _find(current, "Ready")
+    conditions = [dict(ready)] if ready else []
+    patch: dict[str, Any] = {}
+    _add_rollout(patch, conditions, current, rollout, generation=generation, now=now)
+    patch["conditions"] = conditions
+    if all(current.get(k) == v for k, v in patch.items()):
+        return None
     return patch
 
 

@@ -229,3 +229,16 @@ def test_operator_restart_with_fifty_synced_botsecrets_restarts_nothing(
     time.sleep(SETTLE)
     after = {i: wl.replicasets(kube, namespace, f"app{i}") for i in range(count)}
     assert after == before
+
+
+def test_following_a_rollout_asks_no_provider(operator: Any, kube: Kube, namespace: str, aws: MotoServer) -> None:
+    wl.deployment(kube, namespace, "slow", replicas=1, progress_deadline=600, **wl.uses_all("bot-env"))
+    bot = Bot(kube, namespace, aws, targets=[{"kind": "Deployment", "name": "slow"}], debounce="0s")
+    bot.rotate("A")
+    wait_for(lambda: (e := rollout_entry(kube, namespace, "bot", "Deployment", "slow")) and e.get("startedAt"))
+    syncs_before = sum(operator.metric("botsecret_syncs_total", reason=r) for r in ("Synced", "ProviderError"))
+    time.sleep(10)  # the operator re-checks the rollout every 2 s or more meanwhile
+    syncs_after = sum(operator.metric("botsecret_syncs_total", reason=r) for r in ("Synced", "ProviderError"))
+    entry = rollout_entry(kube, namespace, "bot", "Deployment", "slow")
+    assert entry is not None and entry["phase"] == "Progressing" and "replicas" in entry["message"]
+    assert syncs_after - syncs_before <= 1, "following a rollout re-fetched from the provider"
