@@ -388,3 +388,38 @@ def test_a_service_account_token_secret_is_never_sent_as_a_credential(
         "data": [{"key": "V", "remoteRef": {"name": f"{team_b}/x", "property": "v"}}]})
     body = bs.wait_ready(kube, team_b, "bot", status="False", reason="AccessDenied")
     assert "never sent to a provider" in bs.ready(body)["message"]
+
+
+def test_a_vault_login_is_renewed_before_its_token_expires(
+    kube: Kube, vault: OpenBao, k8s_auth: str, teams: tuple[str, str],
+) -> None:
+    from botsecret.providers.base import Fetched, RemoteRef
+    from botsecret.providers.vault import VaultProvider
+    from botsecret.providers.vault_auth import kubernetes_login
+    from botsecret.spec import VaultSource
+
+    team_a, _ = teams
+    bind_role(vault, k8s_auth, f"{team_a}-short", team_a, "bot", team_a)
+    vault.client().auth.kubernetes.create_role(
+        f"{team_a}-short", bound_service_account_names=["bot"], bound_service_account_namespaces=[team_a],
+        audience="vault", policies=[f"{team_a}-short"], ttl="4s", mount_point=k8s_auth)
+    vault.client().secrets.kv.v2.create_or_update_secret(path=f"{team_a}/short", secret={"v": secret_value("ttl")})
+    minted: list[str] = []
+
+    def jwt() -> str:
+        token = kube.core.create_namespaced_service_account_token(
+            "bot", team_a, {"spec": {"audiences": ["vault"], "expirationSeconds": 600}}).status.token
+        minted.append(token)
+        return str(token)
+
+    provider = VaultProvider(VaultSource(address=vault.address), login=kubernetes_login(f"{team_a}-short", k8s_auth, jwt))
+    ref = RemoteRef(f"{team_a}/short")
+    try:
+        for _ in range(5):
+            assert isinstance(provider.fetch([ref])[ref], Fetched)
+        assert len(minted) == 1, "the login is reused while its token lives"
+        time.sleep(4)  # past 80 % of the 4 s lease
+        assert isinstance(provider.fetch([ref])[ref], Fetched)
+        assert len(minted) == 2, "the login is renewed before the token expires"
+    finally:
+        provider.close()
