@@ -17,6 +17,7 @@ from tests.harness import workloads as wl
 from tests.harness.aws import MotoServer
 from tests.harness.cluster import ControlPlane
 from tests.harness.cluster_fixtures import Kube
+from tests.harness.leak_scan import capture
 from tests.harness.leaks import secret_value
 from tests.harness.operator_process import AMBIENT_NAMESPACE, OPERATOR_NAMESPACE
 from tests.harness.recording_proxy import RecordingProxy
@@ -41,6 +42,7 @@ def teams(kube: Kube) -> Iterator[tuple[str, str]]:
     team_a, team_b = _namespace(kube, "team-a"), _namespace(kube, "team-b")
     yield team_a, team_b
     for name in (team_a, team_b):
+        capture(kube, name)
         kube.core.delete_namespace(name)
 
 

@@ -1,14 +1,14 @@
 """After the suite: no test value appears anywhere but in the data of Secrets.
 
 Every value the tests put into a provider is unique and recorded (tests/harness/leaks.py). This
-scans what the cluster and the operator produced: every BotSecret (annotations, including kopf's
-last-handled-configuration, labels, status), every event, the metadata of every Secret, every
-workload and ConfigMap, and the operator's whole log output.
+scans what the cluster and the operator produced: every BotSecret (annotations, labels, status),
+every event, the metadata of every Secret, every workload, pod and ConfigMap (of namespaces still
+there, and of those captured before a test deleted them), the operator's whole log output and
+metrics, and the control plane's logs with the apiserver's audit log.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,36 +16,9 @@ import pytest
 
 from tests.harness import leaks
 from tests.harness.cluster_fixtures import Kube
+from tests.harness.leak_scan import SNAPSHOTS, namespace_texts
 
 pytestmark = pytest.mark.leaks
-
-
-def _dump(kube: Kube, obj: Any) -> str:
-    return json.dumps(kube.api.sanitize_for_serialization(obj), sort_keys=True)
-
-
-def cluster_texts(kube: Kube) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for kind, items in {
-        "event": kube.core.list_event_for_all_namespaces().items,
-        "configmap": kube.core.list_config_map_for_all_namespaces().items,
-        "serviceaccount": kube.core.list_service_account_for_all_namespaces().items,
-        "namespace": kube.core.list_namespace().items,
-        "deployment": kube.apps.list_deployment_for_all_namespaces().items,
-        "replicaset": kube.apps.list_replica_set_for_all_namespaces().items,
-        "statefulset": kube.apps.list_stateful_set_for_all_namespaces().items,
-        "daemonset": kube.apps.list_daemon_set_for_all_namespaces().items,
-        "pod": kube.core.list_pod_for_all_namespaces().items,
-    }.items():
-        for item in items:
-            texts[f"{kind} {item.metadata.namespace}/{item.metadata.name}"] = _dump(kube, item)
-    for secret in kube.core.list_secret_for_all_namespaces().items:
-        # The data of a Secret is where values belong; its metadata is not.
-        texts[f"secret metadata {secret.metadata.namespace}/{secret.metadata.name}"] = _dump(kube, secret.metadata)
-    botsecrets = kube.custom.list_cluster_custom_object("botsecret.dev", "v1alpha1", "botsecrets")
-    for item in botsecrets["items"]:
-        texts[f"botsecret {item['metadata']['namespace']}/{item['metadata']['name']}"] = json.dumps(item)
-    return texts
 
 
 def operator_texts(artifacts: Path) -> dict[str, str]:
@@ -71,9 +44,10 @@ def test_no_test_value_leaks_into_the_cluster_or_the_operator_output(
     values = list(leaks.ISSUED)
     if not values:
         pytest.skip("no test values were issued in this run")
-    texts = {**cluster_texts(kube), **operator_texts(artifacts), "operator metrics": operator.metrics()}
+    texts = {**SNAPSHOTS, **namespace_texts(kube), **operator_texts(artifacts), "operator metrics": operator.metrics()}
     assert any(k.startswith("log operator") for k in texts), "the operator's output was not found"
     assert any(k.startswith("log cluster/audit") for k in texts), "the apiserver's audit log was not found"
     assert any(k.startswith("botsecret ") for k in texts), "no BotSecret was scanned"
+    assert any(k.startswith("event ") for k in texts), "no event was scanned"
     print(f"leak scan: {len(values)} values against {len(texts)} objects and logs")
     assert find_leaks(texts, values) == []

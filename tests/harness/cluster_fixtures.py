@@ -69,6 +69,9 @@ def namespace(kube: Kube) -> Iterator[str]:
     name = f"t-{secrets.token_hex(4)}"
     kube.core.create_namespace({"metadata": {"name": name, "labels": {"botsecret.dev/test": "true"}}})
     yield name
+    from .leak_scan import capture
+
+    capture(kube, name)
     kube.core.delete_namespace(name)
 
 
