@@ -296,19 +296,6 @@ def test_merge_into_a_hand_made_secret(operator: Any, kube: Kube, namespace: str
     bs.wait_secret(kube, namespace, "hand-made", {"CONFIG": b"debug=false"})
 
 
-def test_unmanaged_secret_is_not_taken_over(operator: Any, kube: Kube, namespace: str, aws: MotoServer) -> None:
-    aws.client().create_secret(Name=f"{namespace}/k", SecretString=secret_value("conflict"))
-    kube.core.create_namespaced_secret(namespace, {"metadata": {"name": "theirs"}, "stringData": {"K": "theirs"}})
-    bs.create(kube, namespace, "bot", {
-        "sources": [bs.aws_source(kube, namespace, aws.endpoint)],
-        "data": [{"key": "K", "remoteRef": {"name": f"{namespace}/k"}}],
-        "target": {"name": "theirs"},
-    })
-    body = bs.wait_ready(kube, namespace, "bot", status="False", reason="TargetConflict")
-    assert "creationPolicy: Merge" in bs.ready(body)["message"]
-    assert bs.secret_data(kube, namespace, "theirs") == {"K": b"theirs"}
-
-
 def test_data_over_a_secrets_size_limit_is_refused_with_a_condition(
     operator: Any, kube: Kube, namespace: str, vault: Any,
 ) -> None:

@@ -204,7 +204,8 @@ def test_team_b_cannot_overwrite_an_unmanaged_secret(operator: Any, kube: Kube, 
         "target": {"name": "db"},
     })
     body = bs.wait_ready(kube, team_b, "bot", status="False", reason="TargetConflict")
-    assert "not managed by botsecret-operator" in bs.ready(body)["message"]
+    message = bs.ready(body)["message"]
+    assert "not managed by botsecret-operator" in message and "creationPolicy: Merge" in message
     assert bs.secret_data(kube, team_b, "db") == {"password": b"theirs"}
 
 
