@@ -1,8 +1,8 @@
-"""Build the provider client for a source, with the credentials of the BotSecret's own namespace.
+"""Build the provider client for a source, acting as the BotSecret's own namespace.
 
-Clients are cached per identity: the namespace, the source's settings and the version of the
-credentials Secret. A rotated credentials Secret therefore gets a new client; nothing is shared
-between two namespaces.
+Clients are cached per identity: the namespace, the source's settings (ServiceAccount, role and
+audience included) and the versions of the Secrets read for it. A rotated credentials Secret
+therefore gets a new client; nothing is shared between two namespaces.
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from . import secrets
 from .identity import token_source
-from .providers.base import AccessDenied, Provider, ProviderError, Unavailable
+from .providers.base import AccessDenied, Provider, Unavailable
 from .spec import FORBIDDEN_TARGET_TYPES, AwsSource, GcpSource, Source, VaultSource
 
 __all__ = ["CredentialsError", "ProviderPool"]
 
 
-class CredentialsError(ProviderError):
+class CredentialsError(AccessDenied):
     """The credentials a source names cannot be read or are incomplete."""
-
-    reason = "AccessDenied"
 
 
 @dataclass(frozen=True)
@@ -39,22 +38,19 @@ class _Credentials:
 
 
 def _read_credentials(core: Any, namespace: str, name: str, field: str) -> _Credentials:
-    import base64
-
     try:
-        secret = core.read_namespaced_secret(name, namespace)
+        secret = secrets.read(core, namespace, name)
     except ApiException as e:
-        if e.status == 404:
-            raise CredentialsError(f"{field}: Secret {name!r} not found in namespace {namespace!r}") from None
         if e.status == 403:
             raise CredentialsError(f"{field}: the operator may not read Secret {name!r}") from None
         raise Unavailable(f"{field}: reading Secret {name!r} failed with HTTP {e.status}") from None
+    if secret is None:
+        raise CredentialsError(f"{field}: Secret {name!r} not found in namespace {namespace!r}")
     if secret.type in FORBIDDEN_TARGET_TYPES:
         # A token the cluster minted for a ServiceAccount is not a provider credential; sending it
         # to a provider would hand that ServiceAccount's Kubernetes rights to whoever runs it.
         raise CredentialsError(f"{field}: Secret {name!r} is of type {secret.type}, which is never sent to a provider")
-    values = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
-    return _Credentials(secret.metadata.resource_version or "", values)
+    return _Credentials(secret.metadata.resource_version or "", secrets.live_data(secret))
 
 
 def _need(creds: _Credentials, key: str, field: str, name: str) -> str:

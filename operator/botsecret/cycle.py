@@ -1,5 +1,5 @@
-"""One full cycle for one BotSecret: sync, the rollout step, status. Plain function, no kopf, so
-the handler layer stays a thin translation and the cycle is testable on its own."""
+"""One cycle for one BotSecret: sync (or, to follow a rollout, the data already synced), the
+rollout step, status. Plain functions, no kopf, so the handler layer stays a thin translation."""
 
 from __future__ import annotations
 
@@ -49,6 +49,28 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
         return outcome
 
 
+def _rollout_fields(rollout: RolloutOutcome) -> dict[str, Any]:
+    return {"entries": rollout.entries, "pending": rollout.pending, "condition": rollout.condition,
+            "keyId": rollout.key_id}
+
+
+def _write_status(runtime: Runtime, meta: Mapping[str, Any], current: Mapping[str, Any],
+                  patch: dict[str, Any] | None) -> dict[str, Any]:
+    """Apply the status patch (if any); answer the status as it now stands."""
+    if patch is not None:
+        try:
+            runtime.patch_status(meta["namespace"], meta["name"], patch)
+        except ApiException as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report to
+                raise
+    return {k: v for k, v in {**current, **(patch or {})}.items() if v is not None}
+
+
+def _now() -> tuple[datetime.datetime, str]:
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    return now, now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _insecure_sources(result: SyncResult) -> list[str]:
     if result.spec is None:
         return []
@@ -57,7 +79,7 @@ def _insecure_sources(result: SyncResult) -> list[str]:
 
 
 def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
-    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    now, stamp = _now()
     with metrics.SYNC_SECONDS.time():
         result = sync(runtime.sync_context, body)
         rollout = _rollout_step(runtime, body, result, now)
@@ -68,19 +90,11 @@ def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
     meta, current = body["metadata"], body.get("status") or {}
     previous_ready = next((c for c in current.get("conditions") or [] if c.get("type") == "Ready"), None)
     patch = status_patch(
-        result, current=current, generation=int(meta.get("generation") or 0),
-        now=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        result, current=current, generation=int(meta.get("generation") or 0), now=stamp,
         force_sync=(meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION),
-        rollout=None if rollout is None else {
-            "entries": rollout.entries, "pending": rollout.pending, "condition": rollout.condition,
-            "keyId": rollout.key_id},
+        rollout=None if rollout is None else _rollout_fields(rollout),
     )
-    if patch is not None:
-        try:
-            runtime.patch_status(meta["namespace"], meta["name"], patch)
-        except ApiException as e:
-            if e.status != 404:  # deleted meanwhile: nothing to report to
-                raise
+    status = _write_status(runtime, meta, current, patch)
     events = events_for(result, previous_ready=previous_ready)
     insecure = _insecure_sources(result)
     if insecure and (result.written or previous_ready is None or any(e[0] == "Warning" for e in events)):
@@ -88,7 +102,6 @@ def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
                        f"TLS verification is off for Vault source(s) {', '.join(insecure)} (insecureSkipVerify)"))
     if rollout is not None:
         events += rollout.events
-    status = {k: v for k, v in {**current, **(patch or {})}.items() if v is not None}
     return CycleOutcome(result, events, rollout.wake_in if rollout is not None else None, status)
 
 
@@ -98,7 +111,7 @@ def run_rollout_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome
     ``None`` when that cannot be trusted (the last sync failed, the Secret drifted): the caller
     runs a full cycle instead.
     """
-    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    now, stamp = _now()
     result = from_synced(runtime.sync_context, body)
     if result is None:
         return None
@@ -106,18 +119,9 @@ def run_rollout_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome
     if rollout is None:
         return CycleOutcome(result, status=dict(body.get("status") or {}))
     meta, current = body["metadata"], body.get("status") or {}
-    patch = rollout_status_patch(
-        current=current, generation=int(meta.get("generation") or 0), now=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        rollout={"entries": rollout.entries, "pending": rollout.pending, "condition": rollout.condition,
-                 "keyId": rollout.key_id})
-    if patch is not None:
-        try:
-            runtime.patch_status(meta["namespace"], meta["name"], patch)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-    status = {k: v for k, v in {**current, **(patch or {})}.items() if v is not None}
-    return CycleOutcome(result, list(rollout.events), rollout.wake_in, status)
+    patch = rollout_status_patch(current=current, generation=int(meta.get("generation") or 0), now=stamp,
+                                 rollout=_rollout_fields(rollout))
+    return CycleOutcome(result, list(rollout.events), rollout.wake_in, _write_status(runtime, meta, current, patch))
 
 
 def release_target(runtime: Runtime, body: Mapping[str, Any]) -> str:

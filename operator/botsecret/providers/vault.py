@@ -55,12 +55,7 @@ class VaultProvider:
     def _ensure_token(self) -> None:
         if time.monotonic() < self._token_valid_until:
             return
-        try:
-            token, lifetime = self._login(self._client)
-        except ProviderError:
-            raise
-        except requests.RequestException as exc:
-            raise Unavailable(f"Vault at {self._source.address} unreachable ({type(exc).__name__})") from None
+        token, lifetime = self._login(self._client)  # raises classified errors itself
         self._client.token = token
         # Log in again when 80 % of the lease has passed, not when reads start failing.
         self._token_valid_until = time.monotonic() + lifetime * 0.8

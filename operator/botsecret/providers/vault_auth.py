@@ -14,7 +14,7 @@ import hvac.exceptions as hvac_errors
 import requests
 
 from .. import metrics
-from .base import AccessDenied, ProviderError, Unavailable
+from .base import AccessDenied, Unavailable
 
 __all__ = ["VaultLogin", "approle_login", "kubernetes_login", "static_token"]
 
@@ -63,8 +63,6 @@ class _MethodLogin:
             raise Unavailable(f"Vault login failed ({self._describe}; {type(exc).__name__})") from None
         except requests.RequestException as exc:
             raise Unavailable(f"Vault unreachable for login ({self._describe}; {type(exc).__name__})") from None
-        except ProviderError:
-            raise
         metrics.PROVIDER_LOGINS.labels("vault").inc()
         auth = response.get("auth") or {}
         lease = float(auth.get("lease_duration") or 0)
