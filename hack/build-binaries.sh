@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the test world's binaries (kube-apiserver, kube-controller-manager, etcd, helm) from
+# Builds the test world's binaries (kube-apiserver, kube-controller-manager, kubectl, etcd, helm) from
 # their pinned Go modules under hack/, into a cache outside the repository keyed by version.
 # A binary already in the cache is not rebuilt. Prints the path of the bin directory last.
 set -euo pipefail
@@ -40,6 +40,7 @@ total=$SECONDS
 build "$here/etcd" go.etcd.io/etcd/server/v3 "etcd-$etcd_version" ""
 build "$here/k8s" k8s.io/kubernetes/cmd/kube-apiserver "kube-apiserver-$k8s_version" "$k8s_ldflags"
 build "$here/k8s" k8s.io/kubernetes/cmd/kube-controller-manager "kube-controller-manager-$k8s_version" "$k8s_ldflags"
+build "$here/k8s" k8s.io/kubernetes/cmd/kubectl "kubectl-$k8s_version" "$k8s_ldflags"
 build "$here/helm" helm.sh/helm/v3/cmd/helm "helm-$helm_version" \
   "-X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 echo "build-binaries: control plane and helm ready in $((SECONDS - total)) s" >&2
@@ -48,5 +49,6 @@ echo "build-binaries: control plane and helm ready in $((SECONDS - total)) s" >&
 ln -sf "etcd-$etcd_version" "$bin/etcd"
 ln -sf "kube-apiserver-$k8s_version" "$bin/kube-apiserver"
 ln -sf "kube-controller-manager-$k8s_version" "$bin/kube-controller-manager"
+ln -sf "kubectl-$k8s_version" "$bin/kubectl"
 ln -sf "helm-$helm_version" "$bin/helm"
 echo "$bin"

@@ -1,9 +1,10 @@
 //go:build tools
 
-// Package tools pins the Kubernetes control-plane commands that the test world builds.
+// Package tools pins the Kubernetes commands that the test world builds.
 package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -367,3 +368,43 @@ def test_status_the_operator_writes_is_stored_as_written(
     )
     assert [(c["type"], c["status"], c["reason"]) for c in stored["status"]["conditions"]] == \
         [("Ready", "False", "MissingKeys")]
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+
+
+def _kubectl(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    kubectl = cluster.bin_dir / "kubectl"
+    return subprocess.run([str(kubectl), f"--kubeconfig={cluster.admin_kubeconfig}", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_kubectl_explain_describes_the_fields(cluster: Any, botsecret_crd: dict[str, Any]) -> None:
+    explained = wait_for(lambda: (r := _kubectl(cluster, "explain", "botsecret.spec.data.remoteRef")).returncode == 0 and r)
+    assert "property" in explained.stdout and "version" in explained.stdout
+    assert "AWSPREVIOUS" in explained.stdout or "stage" in explained.stdout, explained.stdout
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_documented_examples_are_accepted_by_the_apiserver(
+    cluster: Any, kube: Kube, botsecret_crd: dict[str, Any], example: str,
+) -> None:
+    try:
+        kube.core.create_namespace({"metadata": {"name": "bots"}})
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    applied = _kubectl(cluster, "apply", "--dry-run=server", "-f", str(EXAMPLES / example))
+    assert applied.returncode == 0, applied.stderr
+    assert "botsecret.botsecret.dev/" in applied.stdout
+    for doc in yaml.safe_load_all((EXAMPLES / example).read_text()):
+        if doc["kind"] == "BotSecret":
+            parse_spec(doc["spec"], name=doc["metadata"]["name"])
+
+
+def test_kubectl_get_shows_the_printer_columns(cluster: Any, kube: Kube, botsecret_crd: dict[str, Any],
+                                               namespace: str) -> None:
+    _create(kube, namespace, copy.deepcopy(SPARSE))
+    listed = _kubectl(cluster, "get", "bsec", "-n", namespace)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split("\n")[0].split() == ["NAME", "READY", "REASON", "SECRET", "SYNCED", "AGE"]

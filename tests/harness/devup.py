@@ -30,7 +30,7 @@ def main() -> int:
         gcp.start()
         print(f"""
 # botsecret test world is up (logs in {workdir}). Paste into another shell:
-export KUBECONFIG={plane.admin_kubeconfig}
+export KUBECONFIG={plane.admin_kubeconfig} PATH={plane.bin_dir}:$PATH   # kubectl and helm, built here
 export AWS_ENDPOINT_URL={moto.endpoint} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 export BAO_ADDR={bao.address} BAO_TOKEN={ROOT_TOKEN} VAULT_ADDR={bao.address} VAULT_TOKEN={ROOT_TOKEN}
 export GCP_SECRET_MANAGER_ENDPOINT={gcp.endpoint}   # plain gRPC; use it as spec.sources[].gcp.endpoint
