@@ -65,7 +65,7 @@ def _fetch_all(ctx: SyncContext, namespace: str, spec: BotSecretSpec) -> Provide
     return answers
 
 
-def _failure_message(spec: BotSecretSpec, answers: ProviderAnswers, failure: ProviderError) -> str:
+def _failure_message(answers: ProviderAnswers, failure: ProviderError) -> str:
     for source_name, per_ref in answers.items():
         if failure in per_ref.values():
             return f"source {source_name!r}: {failure.message}"
@@ -84,7 +84,7 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
     answers = _fetch_all(ctx, namespace, spec)
     built = assemble(spec, answers)
     if built.failure is not None:
-        return SyncResult(False, built.failure.reason, _failure_message(spec, answers, built.failure),
+        return SyncResult(False, built.failure.reason, _failure_message(answers, built.failure),
                           target_name, retry_after=built.failure.retry_after, spec=spec)
     if built.missing_required:
         return SyncResult(False, "MissingKeys", "missing: " + ", ".join(built.missing_required), target_name,

@@ -27,10 +27,7 @@ def rollout_entry(kube: Kube, namespace: str, name: str, kind: str, target: str)
 
 
 def condition(kube: Kube, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
-    for c in (bs.get(kube, namespace, name).get("status") or {}).get("conditions") or []:
-        if c["type"] == kind:
-            return dict(c)
-    return None
+    return bs.condition(bs.get(kube, namespace, name), kind)
 
 
 def wait_rollout(kube: Kube, namespace: str, name: str, reason: str, timeout: float = 30) -> dict[str, Any]:

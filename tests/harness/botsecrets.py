@@ -56,11 +56,15 @@ def force_sync(kube: Kube, namespace: str, name: str) -> str:
     return value
 
 
-def ready(body: dict[str, Any]) -> dict[str, Any] | None:
-    for condition in (body.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return dict(condition)
+def condition(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for found in (body.get("status") or {}).get("conditions") or []:
+        if found.get("type") == kind:
+            return dict(found)
     return None
+
+
+def ready(body: dict[str, Any]) -> dict[str, Any] | None:
+    return condition(body, "Ready")
 
 
 def wait_ready(kube: Kube, namespace: str, name: str, *, status: str = "True", reason: str | None = None,
