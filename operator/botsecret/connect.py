@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from . import secrets
 from .identity import token_source
 from .providers.base import AccessDenied, Provider, Unavailable
-from .spec import FORBIDDEN_TARGET_TYPES, AwsSource, GcpSource, Source, VaultSource
+from .spec import FORBIDDEN_TARGET_TYPES, AwsSource, GcpSource, ProviderConfig, SecretRef, VaultSource
 
 __all__ = ["CredentialsError", "ProviderPool"]
 
@@ -37,7 +37,8 @@ class _Credentials:
         return f"_Credentials(<{len(self.values)} keys>)"
 
 
-def _read_credentials(core: Any, namespace: str, name: str, field: str) -> _Credentials:
+def _read_credentials(core: Any, ref: SecretRef, field: str) -> _Credentials:
+    name, namespace = ref.name, ref.namespace
     try:
         secret = secrets.read(core, namespace, name)
     except ApiException as e:
@@ -61,6 +62,9 @@ def _need(creds: _Credentials, key: str, field: str, name: str) -> str:
 
 # A client not used for this long belongs to a source that was edited away or deleted.
 IDLE_SECONDS = 6 * 3600.0
+# Longer than any provider call takes (timeouts are seconds), so a retired client is idle.
+RETIRED_GRACE_SECONDS = 120.0
+PoolKey = tuple[str, object]
 
 
 def _ambient_refused(namespace: str, field: str) -> AccessDenied:
@@ -84,40 +88,50 @@ class ProviderPool:
         self._ambient = ambient_namespaces
         self._lock = threading.Lock()
         # (namespace, source settings) -> (versions of the Secrets read, client)
-        self._clients: dict[tuple[str, object], tuple[tuple[str | None, ...], Provider]] = {}
-        self._last_used: dict[tuple[str, object], float] = {}
+        self._clients: dict[PoolKey, tuple[tuple[str | None, ...], Provider]] = {}
+        self._last_used: dict[PoolKey, float] = {}
+        # One build at a time per key: concurrent misses (many BotSecrets of one store at start-up)
+        # wait for the first build instead of each logging in and minting tokens of their own.
+        self._building: dict[PoolKey, threading.Lock] = {}
+        # Clients replaced after a rotation, closed once no cycle can still be using them.
+        self._retired: list[tuple[float, Provider]] = []
 
     def ambient_allowed(self, namespace: str) -> bool:
         return "*" in self._ambient or namespace in self._ambient
 
-    def get(self, namespace: str, source: Source, source_index: int) -> Provider:
-        field = f"spec.sources[{source_index}].{source.kind}"
-        conf = source.provider
+    def get(self, namespace: str, provider: ProviderConfig, field: str) -> Provider:
+        """The client for ``provider`` (a store's settings) acting for BotSecrets of ``namespace``:
+        ServiceAccount tokens are minted there, and ambient credentials are allowed by it."""
+        conf = provider
         creds = ca = None
         if conf.credentials_secret:
-            creds = _read_credentials(self._core, namespace, conf.credentials_secret, f"{field}.credentialsSecretRef")
+            creds = _read_credentials(self._core, conf.credentials_secret, f"{field}.credentialsSecretRef")
         if isinstance(conf, VaultSource) and conf.ca_secret:
-            ca = _read_credentials(self._core, namespace, conf.ca_secret, f"{field}.caSecretRef")
-        key = (namespace, conf)
+            ca = _read_credentials(self._core, conf.ca_secret, f"{field}.caSecretRef")
+        key: PoolKey = (namespace, conf)
         versions = (creds.resource_version if creds else None, ca.resource_version if ca else None)
         now = time.monotonic()
         self._drop(lambda k: now - self._last_used.get(k, now) > IDLE_SECONDS)
         with self._lock:
             self._last_used[key] = now
-            cached = self._clients.get(key)
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                cached = self._clients.get(key)
             if cached is not None and cached[0] == versions:
                 return cached[1]
-        client = self._build(namespace, conf, creds, ca, field)
-        with self._lock:
-            replaced = self._clients.get(key)
-            self._clients[key] = (versions, client)
-        if replaced is not None:
-            replaced[1].close()  # the credentials rotated
+            client = self._build(namespace, conf, creds, ca, field)
+            with self._lock:
+                replaced = self._clients.get(key)
+                self._clients[key] = (versions, client)
+                if replaced is not None:
+                    # The credentials rotated. Another cycle may be mid-call on the old client.
+                    self._retired.append((now, replaced[1]))
         return client
 
     def _build(self, namespace: str, conf: AwsSource | GcpSource | VaultSource, creds: _Credentials | None,
                ca: _Credentials | None, field: str) -> Provider:
-        name = conf.credentials_secret or ""
+        name = conf.credentials_secret.name if conf.credentials_secret else ""
         cred_field = f"{field}.credentialsSecretRef"
         if isinstance(conf, AwsSource):
             from .providers.aws import AwsCredentials, AwsProvider, WebIdentity
@@ -147,7 +161,7 @@ class ProviderPool:
                 key_json = creds.values.get("credentials.json")
                 if key_json is None:
                     raise CredentialsError(f"{cred_field}: Secret {name!r} has no key 'credentials.json'")
-            elif not (conf.endpoint or "").startswith("http://") and not self.ambient_allowed(namespace):
+            elif not (conf.endpoint or "").lower().startswith("http://") and not self.ambient_allowed(namespace):
                 # A plain-HTTP endpoint is an emulator reached without credentials, not an identity.
                 raise _ambient_refused(namespace, field)
             return GcpProvider(conf, credentials_json=key_json, timeout=self._timeout)
@@ -158,7 +172,7 @@ class ProviderPool:
         from .providers.vault import VaultProvider
         from .providers.vault_auth import VaultLogin, approle_login, kubernetes_login, static_token
 
-        name = conf.credentials_secret or ""
+        name = conf.credentials_secret.name if conf.credentials_secret else ""
         cred_field = f"{field}.credentialsSecretRef"
         login: VaultLogin
         if conf.auth_role and conf.service_account_name:
@@ -176,18 +190,23 @@ class ProviderPool:
             raise CredentialsError(f"{field}: needs credentialsSecretRef or auth.kubernetes")
         ca_pem = None
         if ca is not None:
-            ca_pem = _need(ca, conf.ca_secret_key, f"{field}.caSecretRef", conf.ca_secret or "")
+            assert conf.ca_secret is not None
+            ca_pem = _need(ca, conf.ca_secret.key or "ca.crt", f"{field}.caSecretRef", conf.ca_secret.name)
         return VaultProvider(conf, login=login, ca_pem=ca_pem, timeout=self._timeout)
 
     def close(self) -> None:
-        self._drop(lambda _: True)
+        self._drop(lambda _: True, grace=0.0)
 
-    def _drop(self, predicate: Callable[[tuple[str, object]], bool]) -> None:
+    def _drop(self, predicate: Callable[[PoolKey], bool], grace: float = RETIRED_GRACE_SECONDS) -> None:
+        now = time.monotonic()
         with self._lock:
             gone = [k for k in self._clients if predicate(k)]
             dropped = [self._clients.pop(k)[1] for k in gone]
             for k in gone:
                 self._last_used.pop(k, None)
+                self._building.pop(k, None)
+            dropped += [c for since, c in self._retired if now - since >= grace]
+            self._retired = [(since, c) for since, c in self._retired if now - since < grace]
         for client in dropped:
             client.close()
 

@@ -11,10 +11,11 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from . import metrics, secrets
+from .fingerprint import namespace_key
 from .reconcile import SyncResult, from_synced, sync
 from .rollout import RolloutOutcome, Workloads, advance
 from .runtime import Runtime
-from .spec import InvalidSpec, VaultSource, parse_spec
+from .spec import InvalidSpec, parse_spec
 from .status import events_for, rollout_status_patch, status_patch
 
 __all__ = ["FORCE_SYNC_ANNOTATION", "CycleOutcome", "release_target", "run_cycle", "run_rollout_cycle"]
@@ -38,7 +39,8 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
         return None
     workloads = Workloads(runtime.api, body["metadata"]["namespace"])
     try:
-        return advance(workloads, runtime.hmac_key, body.get("status") or {}, result, now)
+        key = namespace_key(runtime.hmac_key, body["metadata"]["namespace"])
+        return advance(workloads, key, body.get("status") or {}, result, now)
     except ApiException as e:
         # Nothing was recorded as restarted; the next cycle tries again.
         outcome = RolloutOutcome(entries=list((body.get("status") or {}).get("rollout") or []),
@@ -71,13 +73,6 @@ def _now() -> tuple[datetime.datetime, str]:
     return now, now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _insecure_sources(result: SyncResult) -> list[str]:
-    if result.spec is None:
-        return []
-    return [source.name for source in result.spec.sources
-            if isinstance(source.provider, VaultSource) and source.provider.insecure_skip_verify]
-
-
 def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
     now, stamp = _now()
     with metrics.SYNC_SECONDS.time():
@@ -96,10 +91,8 @@ def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
     )
     status = _write_status(runtime, meta, current, patch)
     events = events_for(result, previous_ready=previous_ready)
-    insecure = _insecure_sources(result)
-    if insecure and (result.written or previous_ready is None or any(e[0] == "Warning" for e in events)):
-        events.append(("Warning", "InsecureTLS",
-                       f"TLS verification is off for Vault source(s) {', '.join(insecure)} (insecureSkipVerify)"))
+    if result.warnings and (result.written or previous_ready is None or any(e[0] == "Warning" for e in events)):
+        events += [("Warning", reason, message) for reason, message in result.warnings]
     if rollout is not None:
         events += rollout.events
     return CycleOutcome(result, events, rollout.wake_in if rollout is not None else None, status)

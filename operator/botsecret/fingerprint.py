@@ -12,9 +12,19 @@ from collections.abc import Mapping
 
 from .values import SecretValue
 
-__all__ = ["PREFIX", "data_hmac"]
+__all__ = ["PREFIX", "data_hmac", "namespace_key"]
 
 PREFIX = "hmac-sha256:"
+
+
+def namespace_key(cluster_key: bytes, namespace: str) -> bytes:
+    """The key of every HMAC written for BotSecrets of ``namespace``, derived from the cluster key.
+
+    One key for the whole cluster would let a tenant who controls a provider of their own compute
+    the HMAC of a guess and compare it with another namespace's status or pod-template annotation.
+    """
+    return hmac.new(cluster_key, b"botsecret.dev/namespace-key/v1\x00" + namespace.encode("utf-8"),
+                    hashlib.sha256).digest()
 
 
 def data_hmac(key: bytes, data: Mapping[str, SecretValue]) -> str:

@@ -22,9 +22,11 @@ from kubernetes.client.exceptions import ApiException
 
 from .cycle import FORCE_SYNC_ANNOTATION, release_target, run_cycle, run_rollout_cycle
 from .reconcile import SyncResult
+from .resolve import store_key, stores_used
 from .runtime import OperatorConfig, Runtime
 from .scheduling import next_delay
-from .spec import DEFAULT_REFRESH_SECONDS
+from .spec import DEFAULT_REFRESH_SECONDS, StoreKind
+from .store_watch import StoreWatch
 
 GROUP, VERSION, PLURAL = "botsecret.dev", "v1alpha1", "botsecrets"
 STARTUP_SPREAD_SECONDS = 10.0
@@ -40,7 +42,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.scanning.disabled = True  # no list/watch on CRDs and namespaces needed
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 16
-    memo.runtime = await asyncio.to_thread(Runtime.start, OperatorConfig.from_environment())
+    memo.runtime = runtime = await asyncio.to_thread(Runtime.start, OperatorConfig.from_environment())
+    memo.store_watch = watch = StoreWatch(runtime.api, runtime.pool, runtime.stores, runtime.dependents)
+    memo.store_watch_task = asyncio.create_task(watch.run())
 
 
 @kopf.on.login()
@@ -50,6 +54,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = memo.get("store_watch_task")
+    if task is not None:
+        task.cancel()
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
         await asyncio.to_thread(runtime.close)
@@ -66,11 +73,30 @@ def _sync_trigger(body: Mapping[str, Any]) -> tuple[object, object]:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def wake_on_change(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
     # A spec edit (a new generation) or a new force-sync value: sync now, not at the next refresh.
     # A plain event handler needs no diff-base annotation on the object, unlike on.update.
+    runtime: Runtime = memo.runtime
+    key = (body.get("metadata", {}).get("namespace", ""), body.get("metadata", {}).get("name", ""))
+    if type == "DELETED":
+        runtime.dependents.unregister(key)
+        return
+    runtime.dependents.register(key, _wakeup(memo))
+    runtime.dependents.record(key, stores_used(body))
     if memo.get("synced_trigger") not in (None, _sync_trigger(body)):
         _wakeup(memo).set()
+
+
+@kopf.on.event(GROUP, VERSION, "botsecretstores")
+@kopf.on.event(GROUP, VERSION, "clusterbotsecretstores")
+async def store_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+    # Stores are few and small; the watch keeps their copies fresh, and a change wakes exactly
+    # the BotSecrets that use the store.
+    kind: StoreKind = "ClusterBotSecretStore" if body.get("kind") == "ClusterBotSecretStore" else "BotSecretStore"
+    meta = body.get("metadata", {})
+    watch: StoreWatch = memo.store_watch
+    watch.seen(store_key(kind, meta.get("namespace"), meta.get("name", "")), kind, type,
+               json.loads(json.dumps(dict(body))))
 
 
 def _lock(memo: kopf.Memo) -> threading.Lock:

@@ -16,9 +16,11 @@ from kubernetes.client.exceptions import ApiException
 from . import secrets
 from .assemble import SECRET_SIZE_LIMIT, KeyOrigin, ProviderAnswers, assemble, plan_fetches
 from .connect import ProviderPool
-from .fingerprint import data_hmac
+from .fingerprint import data_hmac, namespace_key
 from .providers.base import Fetched, ProviderError, RemoteRef, Unavailable
-from .spec import BotSecretSpec, InvalidSpec, parse_spec
+from .resolve import ResolvedSource, StoreLookup, resolve
+from .spec import BotSecretSpec, InvalidSpec, VaultSource, parse_spec, provider_kind
+from .stores import plain_http_addresses
 from .values import SecretValue
 
 __all__ = ["SyncContext", "SyncResult", "from_synced", "sync"]
@@ -28,6 +30,8 @@ __all__ = ["SyncContext", "SyncResult", "from_synced", "sync"]
 class SyncContext:
     core: Any
     pool: ProviderPool
+    stores: StoreLookup
+    # The cluster key; every HMAC uses the key derived from it for the BotSecret's namespace.
     hmac_key: bytes = field(repr=False)
 
 
@@ -44,18 +48,25 @@ class SyncResult:
     retry_after: float | None = None
     spec: BotSecretSpec | None = field(default=None, repr=False)
     data: Mapping[str, SecretValue] = field(default_factory=dict, repr=False)
+    warnings: tuple[tuple[str, str], ...] = ()
 
     @property
     def retryable(self) -> bool:
         return self.reason in {"ProviderError", "WriteFailed"}
 
 
-def _fetch_all(ctx: SyncContext, namespace: str, spec: BotSecretSpec) -> ProviderAnswers:
+def _fetch_all(ctx: SyncContext, namespace: str, spec: BotSecretSpec,
+               resolved: Mapping[str, ResolvedSource | ProviderError]) -> ProviderAnswers:
     answers: dict[str, Mapping[RemoteRef, Fetched | ProviderError]] = {}
     for source_name, refs in plan_fetches(spec).items():
-        index = [s.name for s in spec.sources].index(source_name)
+        source = resolved.get(source_name)
         try:
-            provider = ctx.pool.get(namespace, spec.sources[index], index)
+            if source is None:
+                raise Unavailable(f"source {source_name!r} is not in spec.sources")
+            if isinstance(source, ProviderError):
+                raise source
+            field = f"{source.store.kind} {source.store.name!r}: spec.provider.{provider_kind(source.provider)}"
+            provider = ctx.pool.get(namespace, source.provider, field)
             answers[source_name] = provider.fetch(refs)
         except ProviderError as e:
             answers[source_name] = dict.fromkeys(refs, e)
@@ -63,6 +74,23 @@ def _fetch_all(ctx: SyncContext, namespace: str, spec: BotSecretSpec) -> Provide
             error = Unavailable(f"source {source_name!r}: unexpected {type(e).__name__}")
             answers[source_name] = dict.fromkeys(refs, error)
     return answers
+
+
+def _warnings(resolved: Mapping[str, ResolvedSource | ProviderError]) -> tuple[tuple[str, str], ...]:
+    """What a store allows that weakens transport security, as (reason, message); posted as Warning
+    events on writes."""
+    found: list[tuple[str, str]] = []
+    for name, source in sorted(resolved.items()):
+        if isinstance(source, ProviderError):
+            continue
+        store = f"{source.store.kind} {source.store.name!r}"
+        if isinstance(source.provider, VaultSource) and source.provider.insecure_skip_verify:
+            found.append(("InsecureTLS", f"source {name!r}: TLS verification is off for {store} (insecureSkipVerify)"))
+        plain = plain_http_addresses(source.provider)
+        if plain:
+            found.append(("InsecurePlainHTTP", f"source {name!r}: {store} sends requests over plain HTTP "
+                                               f"({', '.join(plain)}; insecureAllowPlainHTTP)"))
+    return tuple(found)
 
 
 def _failure_message(answers: ProviderAnswers, failure: ProviderError) -> str:
@@ -81,7 +109,8 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
         return SyncResult(False, "InvalidSpec", str(e))
     target_name = spec.target.name
 
-    answers = _fetch_all(ctx, namespace, spec)
+    resolved = resolve(ctx.stores, namespace, spec.sources)
+    answers = _fetch_all(ctx, namespace, spec, resolved)
     built = assemble(spec, answers)
     if built.failure is not None:
         return SyncResult(False, built.failure.reason, _failure_message(answers, built.failure),
@@ -114,8 +143,8 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
         message += "; optional keys missing: " + ", ".join(built.missing)
     return SyncResult(
         True, "Synced", message, target_name, origins=built.origins,
-        data_hmac=data_hmac(ctx.hmac_key, built.data), written=written, changed_keys=changed,
-        spec=spec, data=built.data,
+        data_hmac=data_hmac(namespace_key(ctx.hmac_key, namespace), built.data), written=written,
+        changed_keys=changed, spec=spec, data=built.data, warnings=_warnings(resolved),
     )
 
 
@@ -143,7 +172,8 @@ def from_synced(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult | None:
     keys = [k.get("key", "") for k in status.get("keys") or []]
     stored = secrets.live_data(live)
     data = {k: SecretValue(stored[k]) for k in keys if k in stored}
-    if len(data) != len(keys) or data_hmac(ctx.hmac_key, data) != status["dataHMAC"]:
+    key = namespace_key(ctx.hmac_key, meta.get("namespace", ""))
+    if len(data) != len(keys) or data_hmac(key, data) != status["dataHMAC"]:
         return None
     return SyncResult(True, str(ready.get("reason", "Synced")), str(ready.get("message", "")), spec.target.name,
                       data_hmac=status["dataHMAC"], spec=spec, data=data)

@@ -16,7 +16,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from .connect import ProviderPool
+from .dependents import Dependents
 from .reconcile import SyncContext
+from .resolve import StoreLookup
 
 __all__ = ["HMAC_KEY_SECRET", "OperatorConfig", "Runtime", "load_or_create_hmac_key"]
 
@@ -84,6 +86,8 @@ class Runtime:
     api: Any
     hmac_key: bytes = field(repr=False)
     pool: ProviderPool = field(repr=False)
+    stores: StoreLookup = field(repr=False)
+    dependents: Dependents = field(default_factory=lambda: Dependents(), repr=False)
     started_at: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     @classmethod
@@ -92,7 +96,7 @@ class Runtime:
         core = client.CoreV1Api(api)
         key = load_or_create_hmac_key(core, settings.namespace)
         pool = ProviderPool(core, timeout=settings.provider_timeout, ambient_namespaces=settings.ambient_namespaces)
-        return cls(settings, api, key, pool)
+        return cls(settings, api, key, pool, StoreLookup(api))
 
     @property
     def core(self) -> Any:
@@ -104,7 +108,7 @@ class Runtime:
 
     @property
     def sync_context(self) -> SyncContext:
-        return SyncContext(core=self.core, pool=self.pool, hmac_key=self.hmac_key)
+        return SyncContext(core=self.core, pool=self.pool, stores=self.stores, hmac_key=self.hmac_key)
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .providers.base import RemoteRef
+from .remote import RemoteRef
 
 __all__ = [
+    "STORE_KINDS",
     "AwsSource",
     "BotSecretSpec",
     "DataFromItem",
@@ -22,11 +23,16 @@ __all__ = [
     "GcpSource",
     "InvalidSpec",
     "RolloutTarget",
+    "SecretRef",
     "Source",
+    "StoreKind",
+    "StoreRef",
     "Target",
     "VaultSource",
+    "object_name",
     "parse_duration",
     "parse_spec",
+    "provider_kind",
     "valid_secret_key",
 ]
 
@@ -34,6 +40,9 @@ GROUP = "botsecret.dev"
 DEFAULT_REFRESH_SECONDS = 3600.0
 MIN_REFRESH_SECONDS = 5.0
 MAX_REFRESH_SECONDS = 7 * 24 * 3600.0
+# The union of AWS names and ARNs, Google ids and full names, and Vault paths; each provider
+# checks its own rules when it reads.
+REMOTE_NAME = re.compile(r"[A-Za-z0-9_+=.@:/-]{1,2048}")
 SECRET_KEY_PATTERN = re.compile(r"[-._a-zA-Z0-9]{1,253}")
 # Secret types the cluster fills in itself; a BotSecret must never write one.
 FORBIDDEN_TARGET_TYPES = frozenset({"kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token"})
@@ -57,10 +66,20 @@ class InvalidSpec(ValueError):
 
 
 @dataclass(frozen=True)
+class SecretRef:
+    """A Secret a store names for its credentials or CA. ``namespace`` is always set: the store's own
+    namespace for a BotSecretStore, the one its spec names for a ClusterBotSecretStore."""
+
+    namespace: str
+    name: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
 class AwsSource:
     region: str
     endpoint: str | None = None
-    credentials_secret: str | None = None
+    credentials_secret: SecretRef | None = None
     service_account_name: str | None = None
     role_arn: str | None = None
     audience: str = "sts.amazonaws.com"
@@ -72,7 +91,7 @@ class GcpSource:
     project: str
     location: str | None = None
     endpoint: str | None = None
-    credentials_secret: str | None = None
+    credentials_secret: SecretRef | None = None
 
 
 @dataclass(frozen=True)
@@ -82,28 +101,45 @@ class VaultSource:
     kv_version: int = 2
     namespace: str | None = None
     ca_bundle: str | None = None
-    credentials_secret: str | None = None
+    credentials_secret: SecretRef | None = None
     service_account_name: str | None = None
     auth_role: str | None = None
     auth_mount: str = "kubernetes"
     audience: str = "vault"
     approle_mount: str = "approle"
-    ca_secret: str | None = None
-    ca_secret_key: str = "ca.crt"
+    ca_secret: SecretRef | None = None
     insecure_skip_verify: bool = False
 
 
 ProviderConfig = AwsSource | GcpSource | VaultSource
 
 
+def provider_kind(provider: ProviderConfig) -> str:
+    return {AwsSource: "aws", GcpSource: "gcp", VaultSource: "vault"}[type(provider)]
+
+
+STORE_KINDS = ("BotSecretStore", "ClusterBotSecretStore")
+StoreKind = Literal["BotSecretStore", "ClusterBotSecretStore"]
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    """A store a BotSecret names. A BotSecretStore is looked up in the BotSecret's own namespace."""
+
+    kind: StoreKind
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r}"
+
+
 @dataclass(frozen=True)
 class Source:
-    name: str
-    provider: ProviderConfig
+    """A named use of a store. The provider settings and the identity live in the store, which
+    admins write; a BotSecret only chooses a store by name."""
 
-    @property
-    def kind(self) -> str:
-        return {AwsSource: "aws", GcpSource: "gcp", VaultSource: "vault"}[type(self.provider)]
+    name: str
+    store: StoreRef
 
 
 @dataclass(frozen=True)
@@ -199,80 +235,36 @@ def _list(obj: Mapping[str, Any], key: str, path: str) -> list[Any]:
     return value
 
 
-def _secret_ref_name(obj: Mapping[str, Any], path: str) -> str | None:
-    ref = obj.get("credentialsSecretRef")
-    if ref is None:
-        return None
-    if not isinstance(ref, Mapping):
-        raise InvalidSpec(f"{path}.credentialsSecretRef", "must be an object with a name")
-    return _str(ref, "name", f"{path}.credentialsSecretRef", required=True)
+# A DNS-1123 subdomain: what names of Secrets, workloads and stores must be.
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def object_name(obj: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
+    """A field that names a Kubernetes object: a DNS-1123 subdomain of at most 253 characters."""
+    value = _str(obj, key, path, required=required)
+    if value is not None and (len(value) > 253 or not DNS_SUBDOMAIN.fullmatch(value)):
+        raise InvalidSpec(f"{path}.{key}", f"{value!r} is not a valid object name (lower case letters, digits, "
+                                           "'-' and '.', at most 253 characters)")
+    return value
 
 
 def _parse_source(raw: Any, index: int) -> Source:
     path = f"spec.sources[{index}]"
     if not isinstance(raw, Mapping):
         raise InvalidSpec(path, "must be an object")
-    name = _str(raw, "name", path, required=True)
-    assert name is not None
-    kinds = [k for k in ("aws", "gcp", "vault") if raw.get(k) is not None]
-    if len(kinds) != 1:
-        raise InvalidSpec(path, "must set exactly one of aws, gcp, vault")
-    kind = kinds[0]
-    conf = _map(raw, kind, path)
-    cpath = f"{path}.{kind}"
-    provider: ProviderConfig
-    if kind == "aws":
-        provider = AwsSource(
-            region=_str(conf, "region", cpath, required=True) or "",
-            endpoint=_str(conf, "endpoint", cpath),
-            credentials_secret=_secret_ref_name(conf, cpath),
-            service_account_name=_str(conf, "serviceAccountName", cpath),
-            role_arn=_str(conf, "roleArn", cpath),
-            audience=_str(conf, "audience", cpath) or "sts.amazonaws.com",
-            sts_endpoint=_str(conf, "stsEndpoint", cpath),
-        )
-        if (provider.role_arn is None) != (provider.service_account_name is None):
-            raise InvalidSpec(cpath, "roleArn and serviceAccountName go together (web identity)")
-        if provider.role_arn and provider.credentials_secret:
-            raise InvalidSpec(cpath, "set either credentialsSecretRef or serviceAccountName with roleArn, not both")
-    elif kind == "gcp":
-        provider = GcpSource(
-            project=_str(conf, "project", cpath, required=True) or "",
-            location=_str(conf, "location", cpath),
-            endpoint=_str(conf, "endpoint", cpath),
-            credentials_secret=_secret_ref_name(conf, cpath),
-        )
-    else:
-        kv_version = conf.get("kvVersion", 2)
-        if type(kv_version) is not int or kv_version not in (1, 2):
-            raise InvalidSpec(f"{cpath}.kvVersion", "must be 1 or 2")
-        auth = _map(conf, "auth", cpath)
-        kube = _map(auth, "kubernetes", f"{cpath}.auth")
-        ca_ref = _map(conf, "caSecretRef", cpath)
-        insecure = conf.get("insecureSkipVerify", False)
-        if not isinstance(insecure, bool):
-            raise InvalidSpec(f"{cpath}.insecureSkipVerify", "must be true or false")
-        provider = VaultSource(
-            address=_str(conf, "address", cpath, required=True) or "",
-            mount=_str(conf, "mount", cpath) or "secret",
-            kv_version=int(kv_version),
-            namespace=_str(conf, "namespace", cpath),
-            ca_bundle=_str(conf, "caBundle", cpath),
-            credentials_secret=_secret_ref_name(conf, cpath),
-            service_account_name=_str(conf, "serviceAccountName", cpath),
-            auth_role=_str(kube, "role", f"{cpath}.auth.kubernetes"),
-            auth_mount=_str(kube, "mount", f"{cpath}.auth.kubernetes") or "kubernetes",
-            audience=_str(kube, "audience", f"{cpath}.auth.kubernetes") or "vault",
-            approle_mount=_str(_map(auth, "appRole", f"{cpath}.auth"), "mount", f"{cpath}.auth.appRole") or "approle",
-            ca_secret=_str(ca_ref, "name", f"{cpath}.caSecretRef", required=bool(ca_ref)),
-            ca_secret_key=_str(ca_ref, "key", f"{cpath}.caSecretRef") or "ca.crt",
-            insecure_skip_verify=insecure,
-        )
-        if kube and (provider.auth_role is None or provider.service_account_name is None):
-            raise InvalidSpec(f"{cpath}.auth.kubernetes", "needs a role and vault.serviceAccountName")
-        if provider.credentials_secret is None and provider.auth_role is None:
-            raise InvalidSpec(cpath, "needs credentialsSecretRef (a token or an AppRole) or auth.kubernetes")
-    return Source(name=name, provider=provider)
+    name = _str(raw, "name", path, required=True) or ""
+    inline = [k for k in ("aws", "gcp", "vault") if k in raw]
+    if inline:
+        raise InvalidSpec(f"{path}.{inline[0]}", "inline provider settings were removed; name a BotSecretStore "
+                                                 "or ClusterBotSecretStore in storeRef")
+    ref = raw.get("storeRef")
+    if not isinstance(ref, Mapping):
+        raise InvalidSpec(f"{path}.storeRef", "is required: the store to read from")
+    kind = ref.get("kind", "BotSecretStore")
+    if kind not in STORE_KINDS:
+        raise InvalidSpec(f"{path}.storeRef.kind", "must be BotSecretStore or ClusterBotSecretStore")
+    store_name = object_name(ref, "name", f"{path}.storeRef", required=True) or ""
+    return Source(name=name, store=StoreRef(kind=kind, name=store_name))
 
 
 def _parse_remote_ref(raw: Mapping[str, Any], path: str) -> tuple[RemoteRef, str | None]:
@@ -281,6 +273,9 @@ def _parse_remote_ref(raw: Mapping[str, Any], path: str) -> tuple[RemoteRef, str
         raise InvalidSpec(f"{path}.remoteRef", "is required")
     rpath = f"{path}.remoteRef"
     name = _str(ref, "name", rpath, required=True) or ""
+    if not REMOTE_NAME.fullmatch(name) or any(part in ("", ".", "..") for part in name.split("/")):
+        raise InvalidSpec(f"{rpath}.name", f"{name!r} is not a remote secret name (letters, digits and _+=.@:/-, "
+                                           "no empty, '.' or '..' path segment)")
     version = ref.get("version")
     if version is not None:
         version = str(version)
@@ -311,7 +306,7 @@ def _parse_target(raw: Mapping[str, Any], default_name: str) -> Target:
         raise InvalidSpec(f"{path}.type", f"{secret_type} Secrets are filled in by the cluster itself")
     labels, annotations = _map(raw, "labels", path), _map(raw, "annotations", path)
     return Target(
-        name=_str(raw, "name", path) or default_name,
+        name=object_name(raw, "name", path) or default_name,
         type=secret_type,
         labels={str(k): str(v) for k, v in labels.items()},
         annotations={str(k): str(v) for k, v in annotations.items()},

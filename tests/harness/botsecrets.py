@@ -9,6 +9,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from .cluster_fixtures import Kube
+from .stores import file_inline_sources
 from .vault import ROOT_TOKEN
 from .waiting import wait_for
 
@@ -19,7 +20,8 @@ FORCE_SYNC = "botsecret.dev/force-sync"
 def create(kube: Kube, namespace: str, name: str, spec: dict[str, Any],
            annotations: dict[str, str] | None = None) -> dict[str, Any]:
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BotSecret",
-            "metadata": {"name": name, "annotations": annotations or {}}, "spec": spec}
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": file_inline_sources(kube, namespace, spec)}
     result: dict[str, Any] = kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
     return result
 
@@ -30,6 +32,7 @@ def get(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
 
 
 def patch_spec(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    spec = file_inline_sources(kube, namespace, spec)
     kube.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, {"spec": spec},
                                                _content_type="application/merge-patch+json")
 
@@ -101,7 +104,8 @@ def credentials_secret(kube: Kube, namespace: str, name: str, values: dict[str, 
 def aws_source(kube: Kube, namespace: str, endpoint: str, name: str = "aws") -> dict[str, Any]:
     ref = credentials_secret(kube, namespace, f"{name}-credentials",
                              {"accessKeyId": "testing", "secretAccessKey": "testing"})
-    return {"name": name, "aws": {"region": "us-east-1", "endpoint": endpoint, "credentialsSecretRef": ref}}
+    return {"name": name, "aws": {"region": "us-east-1", "endpoint": endpoint, "stsEndpoint": endpoint,
+                                  "credentialsSecretRef": ref}}
 
 
 def vault_source(kube: Kube, namespace: str, address: str, name: str = "vault", **extra: Any) -> dict[str, Any]:

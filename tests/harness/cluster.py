@@ -26,6 +26,8 @@ CONTROLLERS = ",".join([
     "deployment-controller", "replicaset-controller", "statefulset-controller", "daemonset-controller",
     "garbage-collector-controller", "namespace-controller", "serviceaccount-controller",
     "serviceaccount-token-controller",
+    # Fills the built-in admin/edit/view roles from the aggregated ClusterRoles the chart ships.
+    "clusterrole-aggregation-controller",
 ])
 
 

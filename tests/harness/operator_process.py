@@ -24,6 +24,7 @@ from .cluster_fixtures import Kube
 
 OPERATOR_NAMESPACE = "botsecret-system"
 CRD_FILE = REPO / "crds" / "botsecret.dev_botsecrets.yaml"
+CRD_FILES = sorted((REPO / "crds").glob("*.yaml"))
 
 
 def apply_file(kube: Kube, path: Path) -> None:
@@ -39,7 +40,13 @@ def apply_file(kube: Kube, path: Path) -> None:
 
 
 def install_crd(kube: Kube) -> None:
-    crd = yaml.safe_load(CRD_FILE.read_text())
+    """Install (or update) every CRD of crds/ and wait until each is served."""
+    for path in CRD_FILES:
+        _install_one(kube, path)
+
+
+def _install_one(kube: Kube, path: Path) -> None:
+    crd = yaml.safe_load(path.read_text())
     name = crd["metadata"]["name"]
     try:
         live = kube.crds.read_custom_resource_definition(name)
@@ -56,15 +63,16 @@ def install_crd(kube: Kube) -> None:
             break
         time.sleep(0.2)
     # Established can precede serving by a moment.
+    plural = crd["spec"]["names"]["plural"]
     while time.monotonic() < deadline:
         try:
-            kube.custom.list_namespaced_custom_object("botsecret.dev", "v1alpha1", "default", "botsecrets")
+            kube.custom.list_cluster_custom_object("botsecret.dev", "v1alpha1", plural)
             return
         except ApiException as e:
             if e.status != 404:
                 raise
             time.sleep(0.2)
-    raise TimeoutError("BotSecret CRD not served")
+    raise TimeoutError(f"CRD {name} not served")
 
 
 def operator_kubeconfig(kube: Kube, cluster: ControlPlane, path: Path) -> Path:
@@ -143,6 +151,7 @@ def deploy(kube: Kube, cluster: ControlPlane, artifacts: Path, **env: Any) -> Op
         if e.status != 409:
             raise
     apply_file(kube, REPO / "manifests" / "rbac.yaml")
+    apply_file(kube, REPO / "manifests" / "user-roles.yaml")
     kubeconfig = operator_kubeconfig(kube, cluster, artifacts / "operator.kubeconfig")
     operator = OperatorProcess(kubeconfig=kubeconfig, log=artifacts / "operator.log",
                                env={**AMBIENT_ENV, **{k: str(v) for k, v in env.items()}})

@@ -15,7 +15,7 @@ from botsecret.values import SecretValue
 
 def spec_of(data: list[dict[str, Any]] | None = None, data_from: list[dict[str, Any]] | None = None,
             required: list[str] | None = None, sources: tuple[str, ...] = ("aws",)) -> BotSecretSpec:
-    raw: dict[str, Any] = {"sources": [{"name": s, "aws": {"region": "eu-west-1"}} for s in sources]}
+    raw: dict[str, Any] = {"sources": [{"name": s, "storeRef": {"name": "store"}} for s in sources]}
     if data is not None:
         raw["data"] = data
     if data_from is not None:

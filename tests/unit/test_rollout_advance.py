@@ -40,7 +40,7 @@ class FakeWorkloads:
 
 
 def result(value: str, *, ready: bool = True, debounce: str = "10s") -> SyncResult:
-    spec = parse_spec({"sources": [{"name": "a", "aws": {"region": "r"}}],
+    spec = parse_spec({"sources": [{"name": "a", "storeRef": {"name": "store"}}],
                        "data": [{"key": "K", "remoteRef": {"name": "n"}}],
                        "rollout": {"targets": [{"kind": "Deployment", "name": "app"}], "debounce": debounce}},
                       name="bot")

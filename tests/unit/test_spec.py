@@ -8,14 +8,13 @@ from typing import Any
 
 import pytest
 
-from botsecret.providers.base import RemoteRef
+from botsecret.remote import RemoteRef
 from botsecret.spec import (
     DEFAULT_REFRESH_SECONDS,
-    AwsSource,
-    GcpSource,
     InvalidSpec,
     RolloutTarget,
-    VaultSource,
+    Source,
+    StoreRef,
     parse_duration,
     parse_spec,
 )
@@ -24,7 +23,7 @@ from botsecret.spec import (
 def base() -> dict[str, Any]:
     """A valid spec with one source and two data entries, for the error tests to break."""
     return {
-        "sources": [{"name": "aws", "aws": {"region": "eu-west-1"}}],
+        "sources": [{"name": "aws", "storeRef": {"name": "aws-store"}}],
         "data": [
             {"key": "TOKEN", "remoteRef": {"name": "prod/token"}},
             {"key": "API_KEY", "remoteRef": {"name": "prod/api", "property": "key"}},
@@ -79,10 +78,8 @@ def test_parse_duration_refuses_non_strings(value: Any) -> None:
 
 def test_minimal_spec_gets_every_default() -> None:
     parsed = parse_spec(base(), name="my-bot")
-    assert parsed.sources[0].name == "aws"
-    assert parsed.sources[0].kind == "aws"
-    assert parsed.sources[0].provider == AwsSource(region="eu-west-1")
-    assert parsed.sources[0].provider.audience == "sts.amazonaws.com"
+    assert parsed.sources == (Source(name="aws", store=StoreRef(kind="BotSecretStore", name="aws-store")),)
+    assert parsed.source("aws").store.kind == "BotSecretStore"
     assert [d.key for d in parsed.data] == ["TOKEN", "API_KEY"]
     assert parsed.data[0].remote == RemoteRef(name="prod/token", version=None)
     assert parsed.data[0].property is None
@@ -101,57 +98,33 @@ def test_minimal_spec_gets_every_default() -> None:
     assert target.deletion_policy == "Delete"
 
 
-def test_vault_and_gcp_defaults() -> None:
+def test_sources_name_stores_of_either_kind() -> None:
     spec = base()
     spec["sources"] = [
-        {"name": "vault", "vault": {"address": "https://vault:8200", "credentialsSecretRef": {"name": "vt"}}},
-        {"name": "gcp", "gcp": {"project": "p1"}},
+        {"name": "local", "storeRef": {"kind": "BotSecretStore", "name": "vault-store"}},
+        {"name": "shared", "storeRef": {"kind": "ClusterBotSecretStore", "name": "shared.gcp"}},
     ]
     for item in spec["data"]:
-        item["source"] = "vault"
+        item["source"] = "shared"
     parsed = parse_spec(spec, name="bot")
-    vault = parsed.source("vault").provider
-    assert vault == VaultSource(address="https://vault:8200", credentials_secret="vt")
-    assert isinstance(vault, VaultSource)
-    assert (vault.mount, vault.kv_version, vault.auth_mount, vault.audience) == ("secret", 2, "kubernetes", "vault")
-    assert (vault.approle_mount, vault.ca_secret, vault.ca_secret_key) == ("approle", None, "ca.crt")
-    assert vault.insecure_skip_verify is False
-    assert vault.auth_role is None
-    assert vault.namespace is None
-    assert parsed.source("gcp").provider == GcpSource(project="p1")
-    assert parsed.source("gcp").kind == "gcp"
+    assert parsed.source("local") == Source(name="local", store=StoreRef("BotSecretStore", "vault-store"))
+    assert parsed.source("shared") == Source(name="shared", store=StoreRef("ClusterBotSecretStore", "shared.gcp"))
+    assert [d.source for d in parsed.data] == ["shared", "shared"]
     with pytest.raises(KeyError):
         parsed.source("nope")
 
 
-def test_full_source_configs_are_read() -> None:
+def test_store_ref_reads_as_kind_and_name() -> None:
+    assert str(StoreRef("ClusterBotSecretStore", "shared")) == "ClusterBotSecretStore 'shared'"
+
+
+def test_two_sources_may_name_the_same_store() -> None:
     spec = base()
-    spec["sources"] = [
-        {"name": "aws", "aws": {"region": "us-east-1", "endpoint": "http://127.0.0.1:5000",
-                                "serviceAccountName": "bot", "roleArn": "arn:aws:iam::1:role/r", "audience": "aud",
-                                "stsEndpoint": "http://127.0.0.1:5001"}},
-        {"name": "aws-keys", "aws": {"region": "eu-west-1", "credentialsSecretRef": {"name": "aws-creds"}}},
-        {"name": "vault", "vault": {"address": "http://v", "mount": "kv", "kvVersion": 1, "namespace": "ns",
-                                    "caBundle": "PEM", "serviceAccountName": "bot",
-                                    "auth": {"kubernetes": {"role": "bot", "mount": "k8s", "audience": "va"}}}},
-        {"name": "vault-approle", "vault": {"address": "https://v", "credentialsSecretRef": {"name": "approle"},
-                                            "auth": {"appRole": {"mount": "ar"}},
-                                            "caSecretRef": {"name": "vault-ca", "key": "root.pem"},
-                                            "insecureSkipVerify": True}},
-    ]
+    spec["sources"].append({"name": "again", "storeRef": {"name": "aws-store"}})
     for item in spec["data"]:
-        item["source"] = "aws"
+        item["source"] = "again"
     parsed = parse_spec(spec, name="bot")
-    assert parsed.source("aws").provider == AwsSource(
-        region="us-east-1", endpoint="http://127.0.0.1:5000", service_account_name="bot",
-        role_arn="arn:aws:iam::1:role/r", audience="aud", sts_endpoint="http://127.0.0.1:5001")
-    assert parsed.source("aws-keys").provider == AwsSource(region="eu-west-1", credentials_secret="aws-creds")
-    assert parsed.source("vault").provider == VaultSource(
-        address="http://v", mount="kv", kv_version=1, namespace="ns", ca_bundle="PEM", service_account_name="bot",
-        auth_role="bot", auth_mount="k8s", audience="va")
-    assert parsed.source("vault-approle").provider == VaultSource(
-        address="https://v", credentials_secret="approle", approle_mount="ar", ca_secret="vault-ca",
-        ca_secret_key="root.pem", insecure_skip_verify=True)
+    assert parsed.source("aws").store == parsed.source("again").store == StoreRef("BotSecretStore", "aws-store")
 
 
 def test_remote_version_is_kept_as_a_string() -> None:
@@ -200,7 +173,7 @@ def test_single_source_is_the_default_for_data_and_data_from() -> None:
 
 def test_explicit_sources_with_several_sources() -> None:
     spec = base()
-    spec["sources"].append({"name": "gcp", "gcp": {"project": "p"}})
+    spec["sources"].append({"name": "gcp", "storeRef": {"kind": "ClusterBotSecretStore", "name": "gcp"}})
     spec["data"][0]["source"] = "gcp"
     spec["data"][1]["source"] = "aws"
     spec["dataFrom"] = [{"source": "gcp", "remoteRef": {"name": "bundle"}}]
@@ -287,6 +260,33 @@ def test_rollout_without_debounce_keeps_the_default() -> None:
     assert parsed.rollout_targets[0].match_labels is None
 
 
+# name fields
+
+
+@pytest.mark.parametrize("remote_name", [
+    "arn:aws:secretsmanager:eu-west-1:1:secret:prod/x-AbCd",
+    "bots/telegram",
+    "projects/p1/secrets/bot-token",
+    "prod/bot_token+v2=a.b@c",
+    "a" * 2048,
+    "v1..2/x...y",
+])
+def test_remote_names_of_every_provider_are_accepted(remote_name: str) -> None:
+    spec = base()
+    spec["data"][0]["remoteRef"]["name"] = remote_name
+    spec["dataFrom"] = [{"remoteRef": {"name": remote_name}}]
+    parsed = parse_spec(spec, name="bot")
+    assert parsed.data[0].remote == RemoteRef(remote_name)
+    assert parsed.data_from[0].remote == RemoteRef(remote_name)
+
+
+@pytest.mark.parametrize("target_name", ["bot-env", "bot.env", "0bot", "a" * 253])
+def test_dns_target_names_are_accepted(target_name: str) -> None:
+    spec = base()
+    spec["target"] = {"name": target_name}
+    assert parse_spec(spec, name="bot").target.name == target_name
+
+
 # every InvalidSpec names its field
 
 Mutation = Callable[[dict[str, Any]], None]
@@ -311,19 +311,7 @@ def _delete(path: list[Any]) -> Mutation:
 
 
 def _add_source(spec: dict[str, Any]) -> None:
-    spec["sources"].append({"name": "gcp", "gcp": {"project": "p"}})
-
-
-VAULT = {"name": "aws", "vault": {"address": "https://v"}}
-TOKEN = {"credentialsSecretRef": {"name": "vault-token"}}
-
-
-def _vault(**conf: Any) -> Mutation:
-    return _set(["sources", 0], {"name": "aws", "vault": {"address": "https://v", **conf}})
-
-
-def _aws(**conf: Any) -> Mutation:
-    return _set(["sources", 0], {"name": "aws", "aws": {"region": "eu-west-1", **conf}})
+    spec["sources"].append({"name": "gcp", "storeRef": {"name": "gcp-store"}})
 
 
 INVALID: list[tuple[str, Mutation, str]] = [
@@ -333,50 +321,33 @@ INVALID: list[tuple[str, Mutation, str]] = [
     ("source not an object", _set(["sources", 0], "aws"), "spec.sources[0]"),
     ("source without name", _delete(["sources", 0, "name"]), "spec.sources[0].name"),
     ("source with empty name", _set(["sources", 0, "name"], ""), "spec.sources[0].name"),
-    ("source with two providers", _set(["sources", 0, "gcp"], {"project": "p"}), "spec.sources[0]"),
-    ("source without provider", _delete(["sources", 0, "aws"]), "spec.sources[0]"),
-    ("aws not an object", _set(["sources", 0, "aws"], "eu-west-1"), "spec.sources[0].aws"),
-    ("aws without region", _set(["sources", 0, "aws"], {"endpoint": "http://x"}), "spec.sources[0].aws.region"),
-    ("aws region not a string", _set(["sources", 0, "aws", "region"], 1), "spec.sources[0].aws.region"),
-    ("aws endpoint not a string", _set(["sources", 0, "aws", "endpoint"], 5), "spec.sources[0].aws.endpoint"),
-    ("aws credentialsSecretRef not an object", _set(["sources", 0, "aws", "credentialsSecretRef"], "creds"),
-     "spec.sources[0].aws.credentialsSecretRef"),
-    ("aws credentialsSecretRef without name", _set(["sources", 0, "aws", "credentialsSecretRef"], {}),
-     "spec.sources[0].aws.credentialsSecretRef.name"),
-    ("gcp without project", _set(["sources", 0], {"name": "aws", "gcp": {"location": "eu"}}),
-     "spec.sources[0].gcp.project"),
-    ("vault without address", _set(["sources", 0], {"name": "aws", "vault": {"mount": "kv"}}),
-     "spec.sources[0].vault.address"),
-    ("vault kvVersion 3", _set(["sources", 0], {**VAULT, "vault": {"address": "https://v", "kvVersion": 3}}),
-     "spec.sources[0].vault.kvVersion"),
-    ("vault kvVersion string", _set(["sources", 0], {**VAULT, "vault": {"address": "https://v", "kvVersion": "2"}}),
-     "spec.sources[0].vault.kvVersion"),
-    ("vault auth not an object", _set(["sources", 0], {**VAULT, "vault": {"address": "https://v", "auth": "k8s"}}),
-     "spec.sources[0].vault.auth"),
-    ("vault auth role not a string",
-     _set(["sources", 0], {**VAULT, "vault": {"address": "https://v", "auth": {"kubernetes": {"role": 7}}}}),
-     "spec.sources[0].vault.auth.kubernetes.role"),
-    ("aws roleArn without serviceAccountName", _aws(roleArn="arn:aws:iam::1:role/r"), "spec.sources[0].aws"),
-    ("aws serviceAccountName without roleArn", _aws(serviceAccountName="bot"), "spec.sources[0].aws"),
-    ("aws web identity and credentialsSecretRef",
-     _aws(roleArn="arn:aws:iam::1:role/r", serviceAccountName="bot", credentialsSecretRef={"name": "c"}),
+    ("source storeRef missing", _delete(["sources", 0, "storeRef"]), "spec.sources[0].storeRef"),
+    ("source storeRef null", _set(["sources", 0, "storeRef"], None), "spec.sources[0].storeRef"),
+    ("source storeRef not an object", _set(["sources", 0, "storeRef"], "aws-store"), "spec.sources[0].storeRef"),
+    ("storeRef kind unknown", _set(["sources", 0, "storeRef", "kind"], "SecretStore"), "spec.sources[0].storeRef.kind"),
+    ("storeRef kind lower case", _set(["sources", 0, "storeRef", "kind"], "botsecretstore"),
+     "spec.sources[0].storeRef.kind"),
+    ("storeRef kind null", _set(["sources", 0, "storeRef", "kind"], None), "spec.sources[0].storeRef.kind"),
+    ("storeRef name missing", _delete(["sources", 0, "storeRef", "name"]), "spec.sources[0].storeRef.name"),
+    ("storeRef name empty", _set(["sources", 0, "storeRef", "name"], ""), "spec.sources[0].storeRef.name"),
+    ("storeRef name not a string", _set(["sources", 0, "storeRef", "name"], 7), "spec.sources[0].storeRef.name"),
+    ("storeRef name upper case", _set(["sources", 0, "storeRef", "name"], "AwsStore"), "spec.sources[0].storeRef.name"),
+    ("storeRef name with underscore", _set(["sources", 0, "storeRef", "name"], "aws_store"),
+     "spec.sources[0].storeRef.name"),
+    ("storeRef name with a slash", _set(["sources", 0, "storeRef", "name"], "ns/aws-store"),
+     "spec.sources[0].storeRef.name"),
+    ("storeRef name ending in a dash", _set(["sources", 0, "storeRef", "name"], "aws-"), "spec.sources[0].storeRef.name"),
+    ("storeRef name too long", _set(["sources", 0, "storeRef", "name"], "a" * 254), "spec.sources[0].storeRef.name"),
+    ("inline aws refused", _set(["sources", 0, "aws"], {"region": "eu-west-1"}), "spec.sources[0].aws"),
+    ("inline gcp refused", _set(["sources", 0, "gcp"], {"project": "p"}), "spec.sources[0].gcp"),
+    ("inline vault refused", _set(["sources", 0, "vault"], {"address": "https://v"}), "spec.sources[0].vault"),
+    ("inline aws without storeRef refused", _set(["sources", 0], {"name": "aws", "aws": {"region": "eu-west-1"}}),
      "spec.sources[0].aws"),
-    ("aws stsEndpoint not a string", _aws(stsEndpoint=1), "spec.sources[0].aws.stsEndpoint"),
-    ("vault without any credentials", _vault(), "spec.sources[0].vault"),
-    ("vault kubernetes auth without serviceAccountName", _vault(auth={"kubernetes": {"role": "bot"}}),
-     "spec.sources[0].vault.auth.kubernetes"),
-    ("vault kubernetes auth without role", _vault(serviceAccountName="bot", auth={"kubernetes": {"mount": "k"}}),
-     "spec.sources[0].vault.auth.kubernetes"),
-    ("vault insecureSkipVerify not a boolean", _vault(insecureSkipVerify="yes", **TOKEN),
-     "spec.sources[0].vault.insecureSkipVerify"),
-    ("vault caSecretRef not an object", _vault(caSecretRef="vault-ca", **TOKEN), "spec.sources[0].vault.caSecretRef"),
-    ("vault caSecretRef without name", _vault(caSecretRef={"key": "ca.pem"}, **TOKEN),
-     "spec.sources[0].vault.caSecretRef.name"),
-    ("vault appRole mount not a string", _vault(auth={"appRole": {"mount": 5}}, **TOKEN),
-     "spec.sources[0].vault.auth.appRole.mount"),
-    ("second source has the error", lambda s: s["sources"].append({"name": "gcp", "gcp": {}}),
-     "spec.sources[1].gcp.project"),
-    ("duplicate source names", lambda s: s["sources"].append({"name": "aws", "gcp": {"project": "p"}}),
+    ("second source has the error", lambda s: s["sources"].append({"name": "gcp", "storeRef": {"name": "Bad"}}),
+     "spec.sources[1].storeRef.name"),
+    ("second source inline", lambda s: s["sources"].append({"name": "gcp", "gcp": {"project": "p"}}),
+     "spec.sources[1].gcp"),
+    ("duplicate source names", lambda s: s["sources"].append({"name": "aws", "storeRef": {"name": "other"}}),
      "spec.sources"),
     ("data not a list", _set(["data"], {"key": "A"}), "spec.data"),
     ("data entry not an object", _set(["data", 1], "API_KEY"), "spec.data[1]"),
@@ -408,6 +379,32 @@ INVALID: list[tuple[str, Mutation, str]] = [
     ("required with a number", _set(["required"], ["TOKEN", 1]), "spec.required"),
     ("target not an object", _set(["target"], "bot-env"), "spec.target"),
     ("target name not a string", _set(["target"], {"name": 1}), "spec.target.name"),
+    ("target name with a slash", _set(["target"], {"name": "bots/env"}), "spec.target.name"),
+    ("target name dot dot", _set(["target"], {"name": ".."}), "spec.target.name"),
+    ("target name with a dot dot", _set(["target"], {"name": "bot..env"}), "spec.target.name"),
+    ("target name upper case", _set(["target"], {"name": "Bot-Env"}), "spec.target.name"),
+    ("target name empty", _set(["target"], {"name": ""}), "spec.target.name"),
+    ("target name too long", _set(["target"], {"name": "a" * 254}), "spec.target.name"),
+    ("remoteRef name with a dot dot segment", _set(["data", 1, "remoteRef", "name"], "prod/../admin"),
+     "spec.data[1].remoteRef.name"),
+    ("remoteRef name dot dot", _set(["data", 1, "remoteRef", "name"], ".."), "spec.data[1].remoteRef.name"),
+    ("remoteRef name with a dot segment", _set(["data", 1, "remoteRef", "name"], "prod/./api"),
+     "spec.data[1].remoteRef.name"),
+    ("remoteRef name with a leading slash", _set(["data", 1, "remoteRef", "name"], "/prod/api"),
+     "spec.data[1].remoteRef.name"),
+    ("remoteRef name with a trailing slash", _set(["data", 1, "remoteRef", "name"], "prod/api/"),
+     "spec.data[1].remoteRef.name"),
+    ("remoteRef name with a double slash", _set(["data", 1, "remoteRef", "name"], "prod//api"),
+     "spec.data[1].remoteRef.name"),
+    ("remoteRef name with a space", _set(["data", 1, "remoteRef", "name"], "prod api"), "spec.data[1].remoteRef.name"),
+    ("remoteRef name with a newline", _set(["data", 1, "remoteRef", "name"], "prod/api\n"),
+     "spec.data[1].remoteRef.name"),
+    ("remoteRef name with a query", _set(["data", 1, "remoteRef", "name"], "prod/api?version=1"),
+     "spec.data[1].remoteRef.name"),
+    ("remoteRef name empty", _set(["data", 1, "remoteRef", "name"], ""), "spec.data[1].remoteRef.name"),
+    ("remoteRef name too long", _set(["data", 1, "remoteRef", "name"], "a" * 2049), "spec.data[1].remoteRef.name"),
+    ("dataFrom remoteRef name with a dot dot segment", _set(["dataFrom"], [{"remoteRef": {"name": "../x"}}]),
+     "spec.dataFrom[0].remoteRef.name"),
     ("creationPolicy unknown", _set(["target"], {"creationPolicy": "Adopt"}), "spec.target.creationPolicy"),
     ("deletionPolicy unknown", _set(["target"], {"deletionPolicy": "Purge"}), "spec.target.deletionPolicy"),
     ("target labels not an object", _set(["target"], {"labels": ["a"]}), "spec.target.labels"),
@@ -469,8 +466,3 @@ def test_rollout_selector_not_an_object_is_invalid_spec() -> None:
     spec["rollout"] = {"targets": [{"kind": "Deployment", "selector": "app=bot"}]}
     assert invalid(spec).field == "spec.rollout.targets[0].selector"
 
-
-def test_vault_kv_version_boolean_is_refused() -> None:
-    spec = base()
-    spec["sources"][0] = {"name": "aws", "vault": {"address": "https://v", "kvVersion": True, **TOKEN}}
-    assert invalid(spec).field == "spec.sources[0].vault.kvVersion"

@@ -72,7 +72,10 @@ class AwsProvider:
     def __init__(self, source: AwsSource, *, credentials: AwsCredentials | WebIdentity | None = None,
                  timeout: float = 10.0) -> None:
         self._source = source
-        self._client = _make_client(source, credentials, timeout)
+        self._timeout = timeout
+        self._session = _make_session(source, credentials, timeout)
+        self._client: SecretsManagerClient = self._session.client(
+            "secretsmanager", endpoint_url=source.endpoint, config=_config(timeout))
 
     def __repr__(self) -> str:
         return f"AwsProvider(region={self._source.region!r}, endpoint={self._source.endpoint!r})"
@@ -90,6 +93,19 @@ class AwsProvider:
 
     def close(self) -> None:
         self._client.close()
+
+    def check(self) -> str:
+        """Prove the identity works: STS GetCallerIdentity, which every identity may call."""
+        sts = self._session.client("sts", endpoint_url=self._source.sts_endpoint, config=_config(self._timeout))
+        try:
+            identity = sts.get_caller_identity()
+        except ClientError as exc:
+            raise _classify_code(_code(exc), "", "(GetCallerIdentity)") from None
+        except BotoCoreError as exc:
+            raise _classify_transport(exc, "(GetCallerIdentity)") from None
+        finally:
+            sts.close()
+        return f"authenticated as account {identity.get('Account', '?')}"
 
     def _fetch_batch(self, refs: Sequence[RemoteRef]) -> dict[RemoteRef, Fetched | ProviderError]:
         ids = [ref.name for ref in refs]
@@ -205,8 +221,8 @@ def _web_identity_session(source: AwsSource, identity: WebIdentity, timeout: flo
     return boto3.session.Session(botocore_session=core, region_name=source.region)
 
 
-def _make_client(source: AwsSource, credentials: AwsCredentials | WebIdentity | None,
-                 timeout: float) -> SecretsManagerClient:
+def _make_session(source: AwsSource, credentials: AwsCredentials | WebIdentity | None,
+                  timeout: float) -> boto3.session.Session:
     if credentials is None:
         session = boto3.session.Session(region_name=source.region)
     elif isinstance(credentials, WebIdentity):
@@ -218,7 +234,7 @@ def _make_client(source: AwsSource, credentials: AwsCredentials | WebIdentity | 
             aws_secret_access_key=credentials.secret_access_key,
             aws_session_token=credentials.session_token,
         )
-    return session.client("secretsmanager", endpoint_url=source.endpoint, config=_config(timeout))
+    return session
 
 
 def _chunks(items: Sequence[RemoteRef], size: int) -> Iterator[Sequence[RemoteRef]]:

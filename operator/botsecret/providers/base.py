@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..remote import RemoteRef
 from ..values import SecretValue
 
 __all__ = [
@@ -22,18 +23,6 @@ __all__ = [
     "RemoteRef",
     "Unavailable",
 ]
-
-
-@dataclass(frozen=True)
-class RemoteRef:
-    """What to read: a remote secret by name, optionally pinned to a version.
-
-    ``version`` means an AWS stage or VersionId, a GCP version number, a Vault KV v2 version.
-    ``None`` means the provider's current version.
-    """
-
-    name: str
-    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +71,11 @@ class Provider(Protocol):
         An error that affects the whole batch (the store is down, the identity is refused) may be
         raised instead of being repeated per reference.
         """
+        ...
+
+    def check(self) -> str:
+        """Prove that the settings and the identity work, without reading any secret; answer what
+        was proven. Raises the classified errors."""
         ...
 
     def close(self) -> None:

@@ -95,6 +95,18 @@ class GcpProvider:
             results[ref] = result
         return results
 
+    def check(self) -> str:
+        """Prove the identity works: list one secret of the project."""
+        client = self._get_client()
+        shown = f"gcp project {self._source.project!r}"
+        try:
+            client.list_secrets(request={"parent": self._parent(), "page_size": 1}, timeout=self._timeout, retry=None)
+        except gexc.GoogleAPICallError as exc:
+            raise _classify(exc, shown) from None
+        except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, grpc.RpcError, OSError) as exc:
+            raise Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager") from None
+        return "listed secrets"
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
@@ -160,7 +172,7 @@ class GcpProvider:
 
         logging.getLogger(_PAYLOAD_LOGGER).setLevel(logging.INFO)
         endpoint = self._source.endpoint
-        if endpoint is not None and endpoint.startswith("http://"):
+        if endpoint is not None and endpoint.lower().startswith("http://"):
             # Plaintext means an emulator: no credentials to send, none to look up.
             channel = grpc.insecure_channel(_host_port(endpoint, default_port=80), options=_CHANNEL_OPTIONS)
             anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]  # google-auth lacks annotations

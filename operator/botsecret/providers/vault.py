@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,7 @@ class VaultProvider:
         self._source = source
         self._login = login or static_token(token or "")
         self._token_valid_until = 0.0
+        self._login_lock = threading.Lock()
         verify: bool | str = True
         self._remove_ca: weakref.finalize[[str], VaultProvider] | None = None
         pem = ca_pem or source.ca_bundle
@@ -53,12 +55,14 @@ class VaultProvider:
         )
 
     def _ensure_token(self) -> None:
-        if time.monotonic() < self._token_valid_until:
-            return
-        token, lifetime = self._login(self._client)  # raises classified errors itself
-        self._client.token = token
-        # Log in again when 80 % of the lease has passed, not when reads start failing.
-        self._token_valid_until = time.monotonic() + lifetime * 0.8
+        # Many BotSecrets share one client; the first to find no token logs in, the others wait for it.
+        with self._login_lock:
+            if time.monotonic() < self._token_valid_until:
+                return
+            token, lifetime = self._login(self._client)  # raises classified errors itself
+            self._client.token = token
+            # Log in again when 80 % of the lease has passed, not when reads start failing.
+            self._token_valid_until = time.monotonic() + lifetime * 0.8
 
     def __repr__(self) -> str:
         return f"VaultProvider(address={self._source.address!r}, mount={self._source.mount!r})"
@@ -69,6 +73,21 @@ class VaultProvider:
         if self._login.renewable and any(isinstance(r, AccessDenied) for r in results.values()):
             self._token_valid_until = 0.0  # perhaps revoked: log in afresh next time
         return results
+
+    def check(self) -> str:
+        """Prove the login works: log in, then look the token up."""
+        self._ensure_token()
+        try:
+            self._client.auth.token.lookup_self()
+        except (hvac_errors.Forbidden, hvac_errors.Unauthorized):
+            self._token_valid_until = 0.0
+            raise AccessDenied(f"Vault at {self._source.address} refused the token") from None
+        except hvac_errors.VaultError as exc:
+            raise Unavailable(f"Vault at {self._source.address} failed the token lookup "
+                              f"({type(exc).__name__})") from None
+        except requests.RequestException as exc:
+            raise Unavailable(f"Vault at {self._source.address} unreachable ({type(exc).__name__})") from None
+        return "logged in"
 
     def close(self) -> None:
         self._client.adapter.close()
