@@ -37,8 +37,10 @@ def searchable_forms(value: str) -> set[str]:
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + raw).decode()
         core = encoded[4 * (offset > 0):4 * ((offset + len(raw)) // 3)]
-        forms |= {core, core.translate(_URLSAFE)}
-    return {form for form in forms if form}
+        if len(core) >= MIN_BASE64_FORM:  # shorter runs would match unrelated base64 by chance
+            forms |= {core, core.translate(_URLSAFE)}
+    return forms
 
 
+MIN_BASE64_FORM = 16
 _URLSAFE = str.maketrans("+/", "-_")
