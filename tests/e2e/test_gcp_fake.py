@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import google_crc32c
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 from google.api_core import exceptions as gexc
-from google.cloud.secretmanager_v1 import types
+from google.auth.credentials import AnonymousCredentials
+from google.cloud.secretmanager_v1 import SecretManagerServiceClient, types
+from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+    SecretManagerServiceGrpcTransport,
+)
+from google.oauth2 import service_account
 
 from tests.harness.gcp_fake import GcpSecretManagerFake
+from tests.harness.gcp_fixtures import GcpTls
 from tests.harness.leaks import secret_value
+from tests.harness.pki import CertificateAuthority
 
 pytestmark = pytest.mark.smoke
 
@@ -158,3 +168,62 @@ def test_injected_failures_and_call_counts(gcp: GcpSecretManagerFake, client: An
     finally:
         gcp.outage = None
     assert gcp.calls["AccessSecretVersion"] == before + 2
+
+
+# -- TLS and service-account identity, as Google serves them ------------------------------------
+
+
+def _tls_client(gcp_tls: GcpTls, key_json: bytes | None, *, self_signed_jwt: bool = True,
+                trusted: bool = True) -> Any:
+    credentials: Any = AnonymousCredentials()
+    if key_json is not None:
+        credentials = service_account.Credentials.from_service_account_info(
+            json.loads(key_json), scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    roots = gcp_tls.ca_path.read_bytes() if trusted else CertificateAuthority(gcp_tls.ca_path.parent / "other").cert.public_bytes(serialization.Encoding.PEM)
+    transport = SecretManagerServiceGrpcTransport(
+        host=gcp_tls.fake.target, credentials=credentials, ssl_channel_credentials=grpc.ssl_channel_credentials(roots),
+        always_use_jwt_access=self_signed_jwt)
+    return SecretManagerServiceClient(transport=transport)
+
+
+def _tls_secret(gcp_tls: GcpTls) -> tuple[str, bytes]:
+    value = secret_value("gcp_smoke_tls").encode()
+    return gcp_tls.fake.put(PROJECT, f"smoke-{secrets.token_hex(4)}", value), value
+
+
+@pytest.mark.parametrize("self_signed_jwt", [True, False], ids=["self-signed-jwt", "oauth-token"])
+def test_tls_fake_serves_a_live_key_either_way(gcp_tls: GcpTls, self_signed_jwt: bool) -> None:
+    name, value = _tls_secret(gcp_tls)
+    key = gcp_tls.auth.issue_key(PROJECT)
+    before = Counter(gcp_tls.auth.counts)
+    client = _tls_client(gcp_tls, key, self_signed_jwt=self_signed_jwt)
+    try:
+        assert client.access_secret_version(request={"name": name}, **NO_RETRY).payload.data == value
+    finally:
+        client.transport.close()
+    used = Counter(gcp_tls.auth.counts) - before
+    # The official client signs its own JWT unless told otherwise; then it asks the token endpoint.
+    assert used == (Counter(jwt=1) if self_signed_jwt else Counter(grant=1, token=1))
+
+
+def test_tls_fake_refuses_no_credential_a_revoked_key_and_an_unknown_ca(gcp_tls: GcpTls) -> None:
+    name, _ = _tls_secret(gcp_tls)
+    anonymous = _tls_client(gcp_tls, None)
+    revoked_key = gcp_tls.auth.issue_key(PROJECT, account="gone")
+    gcp_tls.auth.revoke(revoked_key)
+    revoked_jwt, revoked_oauth = (_tls_client(gcp_tls, revoked_key, self_signed_jwt=flag) for flag in (True, False))
+    untrusting = _tls_client(gcp_tls, gcp_tls.auth.issue_key(PROJECT), trusted=False)
+    before = Counter(gcp_tls.auth.counts)
+    try:
+        for client in (anonymous, revoked_jwt):
+            with pytest.raises(gexc.Unauthenticated):
+                client.access_secret_version(request={"name": name}, **NO_RETRY)
+        # A failed token grant never reaches the API: gRPC reports the plugin's failure.
+        with pytest.raises(gexc.GoogleAPICallError, match="invalid_grant"):
+            revoked_oauth.access_secret_version(request={"name": name}, **NO_RETRY)
+        with pytest.raises(gexc.ServiceUnavailable):
+            untrusting.access_secret_version(request={"name": name}, **NO_RETRY)
+    finally:
+        for client in (anonymous, revoked_jwt, revoked_oauth, untrusting):
+            client.transport.close()
+    assert Counter(gcp_tls.auth.counts) - before == Counter(refused=2, **{"grant refused": 1})

@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -17,8 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from botsecret.providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
 from botsecret.providers.gcp import GcpProvider
 from botsecret.spec import GcpSource
+from tests.harness import botsecrets as bs
 from tests.harness import leaks
+from tests.harness.cluster_fixtures import Kube
 from tests.harness.gcp_fake import GcpSecretManagerFake
+from tests.harness.gcp_fixtures import GcpTls
+from tests.harness.operator_env import restarted_with
+from tests.harness.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.sync
 
@@ -279,3 +285,59 @@ def test_tls_to_a_plaintext_server_is_unavailable_within_the_timeout(gcp: GcpSec
     assert isinstance(error, Unavailable), f"{error!r}"
     assert time.monotonic() - started < TIMEOUT + 2
     assert gcp.calls["AccessSecretVersion"] == before  # the handshake never reached the service
+
+
+# -- through the operator: a service-account key, over TLS --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_operator(operator: OperatorProcess, gcp_tls: GcpTls) -> Iterator[OperatorProcess]:
+    # gRPC takes its default roots from this file when it is set: the operator trusts the fake's
+    # CA the way it trusts Google's, with no setting in the BotSecret.
+    with restarted_with(operator, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=str(gcp_tls.ca_path)) as running:
+        yield running
+
+
+def _key_source(kube: Kube, namespace: str, gcp_tls: GcpTls, key_json: bytes) -> dict[str, object]:
+    # The private key is a credential: the leak scan at the end searches for it too.
+    leaks.ISSUED.append(json.loads(key_json)["private_key"])
+    ref = bs.credentials_secret(kube, namespace, "gcp-key", {"credentials.json": key_json.decode()})
+    return bs.gcp_source(gcp_tls.endpoint, project=PROJECT, credentialsSecretRef=ref)
+
+
+def test_operator_syncs_with_a_service_account_key_over_tls(
+    tls_operator: OperatorProcess, kube: Kube, namespace: str, gcp_tls: GcpTls,
+) -> None:
+    secret_id, value = f"{namespace}-tls", leaks.secret_value("gcp_tls_key").encode()
+    gcp_tls.fake.put(PROJECT, secret_id, value)
+    source = _key_source(kube, namespace, gcp_tls, gcp_tls.auth.issue_key(PROJECT))
+    before, calls = Counter(gcp_tls.auth.counts), gcp_tls.fake.calls["AccessSecretVersion"]
+
+    bs.create(kube, namespace, "bot", {"sources": [source], "data": [{"key": "K", "remoteRef": {"name": secret_id}}]})
+
+    bs.wait_ready(kube, namespace, "bot", reason="Synced", timeout=60)
+    assert bs.secret_data(kube, namespace, "bot") == {"K": value}
+    used = Counter(gcp_tls.auth.counts) - before
+    # The key's credential (a self-signed JWT, or a token from its token_uri) was checked and accepted.
+    assert used["jwt"] + used["token"] >= 1 and used["refused"] == 0, used
+    assert gcp_tls.fake.calls["AccessSecretVersion"] > calls
+
+
+def test_operator_with_a_revoked_key_is_access_denied(
+    tls_operator: OperatorProcess, kube: Kube, namespace: str, gcp_tls: GcpTls,
+) -> None:
+    secret_id, value = f"{namespace}-revoked", leaks.secret_value("gcp_tls_revoked").encode()
+    gcp_tls.fake.put(PROJECT, secret_id, value)
+    key = gcp_tls.auth.issue_key(PROJECT, account="revoked")
+    gcp_tls.auth.revoke(key)
+    source = _key_source(kube, namespace, gcp_tls, key)
+    refused = gcp_tls.fake.calls["unauthenticated"]
+
+    bs.create(kube, namespace, "bot", {"sources": [source], "data": [{"key": "K", "remoteRef": {"name": secret_id}}]})
+
+    body = bs.wait_ready(kube, namespace, "bot", status="False", reason="AccessDenied", timeout=60)
+    message = bs.ready(body)["message"]  # type: ignore[index]
+    assert secret_id in message and value.decode() not in message
+    assert json.loads(key)["private_key_id"] not in message
+    assert bs.secret_data(kube, namespace, "bot") is None
+    assert gcp_tls.fake.calls["unauthenticated"] > refused

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import ssl
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,8 +17,13 @@ import pytest
 from botsecret.providers.base import AccessDenied, NotFound, RemoteRef, Unavailable
 from botsecret.providers.vault import VaultProvider
 from botsecret.spec import VaultSource
+from tests.harness import botsecrets as bs
 from tests.harness import processes
+from tests.harness.cluster_fixtures import Kube
 from tests.harness.leaks import secret_value
+from tests.harness.operator_env import no_temp_dir, restarted_with, temp_file_fails
+from tests.harness.operator_process import OperatorProcess
+from tests.harness.pki import CertificateAuthority
 from tests.harness.provider_checks import assert_no_leak, fetched
 from tests.harness.vault import ROOT_TOKEN, OpenBao
 
@@ -209,19 +214,71 @@ def _ssl_context(ca: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca))
 
 
-def test_tls_with_ca_bundle(tls_vault: tuple[str, Path]) -> None:
+def test_tls_with_ca_bundle_and_no_temp_dir(tls_vault: tuple[str, Path], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     address, ca = tls_vault
     name, data = unique("tls"), {"v": secret_value("vault_tls")}
     write_v2(hvac.Client(url=address, token=ROOT_TOKEN, verify=str(ca)), name, data)
+    # As under the shipped Deployment's read-only root: no temporary file can be written.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "absent"))
     trusting = provider_for(address, ca_bundle=ca.read_text())
     untrusting = provider_for(address)  # the dev CA is in no system bundle
-    ca_file = trusting._client.adapter._kwargs["verify"]
+    insecure = provider_for(address, ca_bundle=CertificateAuthority(tmp_path / "other").cert_path.read_text(),
+                            insecure_skip_verify=True)
     try:
-        assert os.path.exists(ca_file)
         assert fetched(trusting.fetch([RemoteRef(name)])[RemoteRef(name)]).value.reveal() == canonical(data)
-        with pytest.raises(Unavailable):
+        with pytest.raises(Unavailable, match="SSLError"):
             untrusting.fetch([RemoteRef(name)])
+        assert fetched(insecure.fetch([RemoteRef(name)])[RemoteRef(name)]).value.reveal() == canonical(data)
     finally:
-        trusting.close()
-        untrusting.close()
-    assert not os.path.exists(ca_file)
+        for p in (trusting, untrusting, insecure):
+            p.close()
+
+
+def test_a_wrong_ca_is_refused_even_with_the_right_one_in_the_environment(
+    tls_vault: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    address, ca = tls_vault
+    name = unique("wrongca")
+    write_v2(hvac.Client(url=address, token=ROOT_TOKEN, verify=str(ca)), name, {"v": secret_value("vault_wrong_ca")})
+    # requests would trust this bundle for a client that names no CA; the source names its own.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
+    other_ca = CertificateAuthority(tmp_path / "other").cert_path.read_text()
+    p = provider_for(address, ca_bundle=other_ca)
+    try:
+        with pytest.raises(Unavailable, match="SSLError"):
+            p.fetch([RemoteRef(name)])
+    finally:
+        p.close()
+
+
+def test_a_ca_bundle_without_a_certificate_is_refused_by_field_name(tls_vault: tuple[str, Path]) -> None:
+    address, _ = tls_vault
+    planted = secret_value("vault_bad_ca")
+    with pytest.raises(AccessDenied) as refused:
+        provider_for(address, ca_bundle=f"-----BEGIN CERTIFICATE-----\n{planted}\n-----END CERTIFICATE-----\n")
+    assert "caBundle" in refused.value.message
+    assert_no_leak(refused.value, planted)
+
+
+def test_operator_with_no_writable_temp_dir_syncs_from_tls_vault(
+    operator: OperatorProcess, kube: Kube, namespace: str, vault_tls: OpenBao, artifacts: Path,
+) -> None:
+    """The shipped Deployment has a read-only root and no writable volume: the CA of a source
+    must reach the TLS connection without a file."""
+    env = no_temp_dir(artifacts / "no-temp-dir")
+    assert temp_file_fails(env), "the test world failed to take the temporary directory away"
+    name, value = unique("rootro"), secret_value("vault_read_only_root")
+    vault_tls.client().secrets.kv.v2.create_or_update_secret(path=name, secret={"v": value})
+    kube.core.create_namespaced_secret(namespace, {"metadata": {"name": "vault-ca"},
+                                                   "stringData": {"ca.crt": vault_tls.ca_path.read_text()}})
+    data = [{"key": "V", "remoteRef": {"name": name, "property": "v"}}]
+    with restarted_with(operator, **env):
+        bs.create(kube, namespace, "from-secret", {"sources": [bs.vault_source(
+            kube, namespace, vault_tls.address, name="from-secret", caSecretRef={"name": "vault-ca"})], "data": data})
+        bs.create(kube, namespace, "from-bundle", {"sources": [bs.vault_source(
+            kube, namespace, vault_tls.address, name="from-bundle", caBundle=vault_tls.ca_path.read_text())],
+            "data": data})
+        for bot in ("from-secret", "from-bundle"):
+            bs.wait_ready(kube, namespace, bot, reason="Synced", timeout=60)
+            assert bs.secret_data(kube, namespace, bot) == {"V": value.encode()}

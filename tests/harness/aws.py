@@ -1,8 +1,12 @@
-"""moto in server mode: Secrets Manager, STS and SQS on loopback."""
+"""moto in server mode: Secrets Manager, STS and SQS on loopback.
+
+The server is this module run as a script (``python -m tests.harness.aws``): it patches moto where
+it answers differently from AWS in ways the operator depends on, then serves as ``moto_server``
+does. :func:`patch_moto` says what is patched and why.
+"""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import urllib.request
 from dataclasses import dataclass, field
@@ -13,6 +17,7 @@ from typing import Any
 from . import processes
 
 REGION = "us-east-1"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -26,9 +31,8 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        exe = str(Path(sys.executable).with_name("moto_server"))
-        exe = exe if Path(exe).exists() else (shutil.which("moto_server") or "moto_server")
-        self.proc = processes.start([exe, "-H", "127.0.0.1", "-p", str(self.port)], log=self.log)
+        self.proc = processes.start([sys.executable, "-m", "tests.harness.aws", "-H", "127.0.0.1", "-p", str(self.port)],
+                                    log=self.log, cwd=REPO)
         processes.wait_until(
             lambda: urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).status == 200,
             timeout=30, what="moto server", proc=self.proc, log=self.log,
@@ -46,3 +50,36 @@ class MotoServer:
             service, endpoint_url=self.endpoint, region_name=REGION,
             aws_access_key_id="testing", aws_secret_access_key="testing",
         )
+
+
+def patch_moto() -> None:
+    """Make moto's Secrets Manager follow AWSCURRENT the way AWS does.
+
+    moto 5.2.5 answers GetSecretValue without VersionId/VersionStage, and every entry of
+    BatchGetSecretValue, from the secret's ``default_version_id``, which only CreateSecret and
+    PutSecretValue set; UpdateSecretVersionStage moves the AWSCURRENT label but not that pointer,
+    so after a stage move those reads keep answering the old version (AWS answers the version
+    that holds AWSCURRENT). Rotation lambdas end with exactly such a move.
+    """
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    original = SecretsManagerBackend.update_secret_version_stage
+    if getattr(original, "_botsecret_patched", False):
+        return
+
+    def update_secret_version_stage(self: Any, secret_id: str, version_stage: str,
+                                    remove_from_version_id: str, move_to_version_id: str) -> tuple[str, str]:
+        result = original(self, secret_id, version_stage, remove_from_version_id, move_to_version_id)
+        if version_stage == "AWSCURRENT" and move_to_version_id:
+            self.secrets[secret_id].set_default_version_id(move_to_version_id)
+        return result
+
+    update_secret_version_stage._botsecret_patched = True  # type: ignore[attr-defined]
+    SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    from moto.server import main
+
+    patch_moto()
+    main(sys.argv[1:])

@@ -113,5 +113,5 @@ def vault_source(kube: Kube, namespace: str, address: str, name: str = "vault", 
     return {"name": name, "vault": {"address": address, "credentialsSecretRef": ref, **extra}}
 
 
-def gcp_source(endpoint: str, name: str = "gcp", project: str = "bots") -> dict[str, Any]:
-    return {"name": name, "gcp": {"project": project, "endpoint": endpoint}}
+def gcp_source(endpoint: str, name: str = "gcp", project: str = "bots", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "gcp": {"project": project, "endpoint": endpoint, **extra}}

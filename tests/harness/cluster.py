@@ -59,6 +59,35 @@ def write_kubeconfig(path: Path, *, server: str, ca: Path, user: str, cert: Path
     return path
 
 
+OPERATOR_USER = "system:serviceaccount:botsecret-system:botsecret-operator"
+
+
+def audit_policy() -> dict[str, Any]:
+    """Who did what to which object, and the bodies of what the operator itself writes.
+
+    Tenancy tests read the log to prove what the operator did and did not touch; the leak scan
+    reads the operator's own writes (status, events, workload patches) with their bodies, so it
+    sees what was written, not only that something was. Secrets stay at Metadata: their bodies
+    are where values belong. The first matching rule wins.
+    """
+    operator_writes = [
+        {"group": "botsecret.dev", "resources": ["botsecrets", "botsecrets/status"]},
+        {"group": "", "resources": ["events"]},
+        {"group": "events.k8s.io", "resources": ["events"]},
+        {"group": "apps", "resources": ["deployments", "statefulsets", "daemonsets"]},
+    ]
+    return {
+        "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+        "rules": [
+            {"level": "Metadata", "resources": [{"group": "", "resources": ["secrets"]}]},
+            {"level": "Request", "users": [OPERATOR_USER], "verbs": ["create", "update", "patch"],
+             "resources": operator_writes},
+            {"level": "None", "resources": [{"group": "", "resources": ["events"]}]},
+            {"level": "Metadata"},
+        ],
+    }
+
+
 @dataclass
 class ControlPlane:
     workdir: Path
@@ -100,14 +129,8 @@ class ControlPlane:
         processes.wait_until(lambda: processes.port_open(etcd_port), timeout=30, what="etcd",
                              proc=self.procs[-1], log=etcd_log)
 
-        # Metadata-level audit: who did what to which object, never a request or response body.
-        # Tenancy tests read it to prove what the operator did and did not touch.
         policy = self.workdir / "audit-policy.yaml"
-        policy.write_text(yaml.safe_dump({
-            "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
-            "rules": [{"level": "None", "resources": [{"group": "", "resources": ["events"]}]},
-                      {"level": "Metadata"}],
-        }))
+        policy.write_text(yaml.safe_dump(audit_policy()))
         self.audit_log = self.workdir / "audit.log"
 
         self.api_port = processes.free_port()
@@ -176,7 +199,7 @@ class ControlPlane:
         self.procs.clear()
 
     def audit_events(self) -> list[dict[str, Any]]:
-        """Every audit event so far (Metadata level: no bodies)."""
+        """Every audit event so far (bodies only of the operator's own writes, see audit_policy)."""
         import json
 
         if not self.audit_log.exists():

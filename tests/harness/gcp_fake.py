@@ -16,6 +16,12 @@ while it is set, :meth:`GcpSecretManagerFake.fail_next` to fail the next few,
 :attr:`GcpSecretManagerFake.latency` to make every RPC slow, and
 :attr:`GcpSecretManagerFake.corrupt_checksums` to send payloads whose ``data_crc32c`` is wrong.
 :attr:`GcpSecretManagerFake.calls` counts RPCs by method name.
+
+Transport and identity: by default plaintext gRPC without credentials, as an emulator is
+reached. Given a server certificate (``tls``) it serves TLS only; given a :class:`GoogleAuth`
+(``auth``) every RPC must carry ``authorization: Bearer <token>`` metadata that Google would
+accept (an access token from its token endpoint or a self-signed JWT of a live service-account
+key), or it is answered UNAUTHENTICATED, as Google answers.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
     SecretManagerServiceGrpcTransport,
 )
 from google.protobuf import empty_pb2, timestamp_pb2
+
+from .gcp_auth import GoogleAuth
 
 __all__ = ["SERVICE", "GcpSecretManagerFake"]
 
@@ -83,8 +91,12 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -
 class GcpSecretManagerFake:
     """Stateful, thread-safe Secret Manager on 127.0.0.1 with a free port."""
 
-    def __init__(self, *, workers: int = 16) -> None:
+    def __init__(self, *, workers: int = 16, tls: tuple[bytes, bytes] | None = None,
+                 auth: GoogleAuth | None = None) -> None:
+        """``tls``: the server's (certificate chain, private key) in PEM."""
         self.port = 0
+        self.tls = tls
+        self.auth = auth
         self.calls: Counter[str] = Counter()
         self.outage: grpc.StatusCode | None = None
         self.latency: float = 0.0
@@ -100,11 +112,12 @@ class GcpSecretManagerFake:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The endpoint a GCP source names: ``http://`` means plaintext to the provider."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def target(self) -> str:
-        """The gRPC target, for ``grpc.insecure_channel``."""
+        """The gRPC target, for ``grpc.insecure_channel`` (or a secure one with ``tls``)."""
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
@@ -113,7 +126,11 @@ class GcpSecretManagerFake:
         pool = futures.ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="gcp-fake")
         server = grpc.server(pool)
         server.add_generic_rpc_handlers((self._handler(),))
-        self.port = server.add_insecure_port("127.0.0.1:0")
+        if self.tls:
+            chain, key = self.tls
+            self.port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, chain)]))
+        else:
+            self.port = server.add_insecure_port("127.0.0.1:0")
         if not self.port:
             raise RuntimeError("gcp fake: could not bind 127.0.0.1")
         server.start()
@@ -125,7 +142,7 @@ class GcpSecretManagerFake:
             self._server = None
 
     def client(self) -> SecretManagerServiceClient:
-        """The official sync client, reaching this fake over an insecure channel."""
+        """The official sync client, reaching this fake over an insecure channel (no ``tls``)."""
         channel = grpc.insecure_channel(self.target)
         return SecretManagerServiceClient(transport=SecretManagerServiceGrpcTransport(channel=channel))
 
@@ -205,6 +222,14 @@ class GcpSecretManagerFake:
         )
 
     def _before(self, method: str, context: grpc.ServicerContext) -> None:
+        if self.auth is not None:
+            authorization = dict(context.invocation_metadata()).get("authorization")
+            if not self.auth.accepts(str(authorization) if authorization is not None else None):
+                with self._lock:
+                    self.calls["unauthenticated"] += 1
+                _abort(context, grpc.StatusCode.UNAUTHENTICATED,
+                       "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+                       "login cookie or other valid authentication credential.")
         with self._lock:
             self.calls[method] += 1
             outage, latency = self.outage, self.latency

@@ -6,19 +6,17 @@ A KV v2 value is the secret's whole data map as canonical JSON; the generic laye
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
+import ssl
 import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import hvac
 import hvac.exceptions as hvac_errors
 import requests
+import requests.adapters
 
 from ..spec import VaultSource
 from ..values import SecretValue
@@ -41,17 +39,18 @@ class VaultProvider:
         self._login = login or static_token(token or "")
         self._token_valid_until = 0.0
         self._login_lock = threading.Lock()
-        verify: bool | str = True
-        self._remove_ca: weakref.finalize[[str], VaultProvider] | None = None
         pem = ca_pem or source.ca_bundle
-        if source.insecure_skip_verify:
-            verify = False
-        elif pem:
-            # requests only takes a CA bundle as a file path.
-            verify = _write_ca_bundle(pem)
-            self._remove_ca = weakref.finalize(self, _remove_file, verify)
+        session = requests.Session()
+        session.verify = not source.insecure_skip_verify  # hvac lets a session's own setting win
+        if pem and not source.insecure_skip_verify:
+            # The CA stays in memory: the shipped Deployment has a read-only root filesystem and
+            # no writable volume, so there is nowhere to write the file requests would want.
+            field = "caSecretRef" if ca_pem else "caBundle"
+            adapter = _TrustedCaAdapter(_ca_context(pem, f"Vault at {source.address}: {field}"))
+            session.mount("https://", adapter)
         self._client: Any = hvac.Client(
-            url=source.address, verify=verify, timeout=timeout, namespace=source.namespace,
+            url=source.address, verify=session.verify, timeout=timeout, namespace=source.namespace,
+            session=session,
         )
 
     def _ensure_token(self) -> None:
@@ -91,8 +90,6 @@ class VaultProvider:
 
     def close(self) -> None:
         self._client.adapter.close()
-        if self._remove_ca is not None:
-            self._remove_ca()
 
     def _fetch_one(self, ref: RemoteRef) -> Fetched | ProviderError:
         what = self._describe(ref)
@@ -169,13 +166,30 @@ def _state(exc: hvac_errors.VaultError) -> str:
     return "not initialised" if isinstance(exc, hvac_errors.VaultNotInitialized) else "sealed or down"
 
 
-def _write_ca_bundle(pem: str) -> str:
-    fd, path = tempfile.mkstemp(prefix="botsecret-vault-ca-", suffix=".pem")
-    with os.fdopen(fd, "w") as out:
-        out.write(pem)
-    return path
+def _ca_context(pem: str, what: str) -> ssl.SSLContext:
+    """A verifying TLS context that trusts exactly the certificates in ``pem``."""
+    try:
+        return ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError) as exc:
+        # The parser's text could quote the bundle; name the field only.
+        raise AccessDenied(f"{what} holds no usable PEM certificate ({type(exc).__name__})") from None
 
 
-def _remove_file(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+class _TrustedCaAdapter(requests.adapters.HTTPAdapter):
+    """HTTPS through one in-memory TLS context; requests itself takes a CA only as a file path."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, ssl_context=self._context, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        return super().proxy_manager_for(proxy, ssl_context=self._context, **kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)
+        # requests points each pool at certifi's bundle (or REQUESTS_CA_BUNDLE); urllib3 would
+        # load it into our context, and the source's CA would no longer be the only one trusted.
+        conn.ca_certs = conn.ca_cert_dir = None
