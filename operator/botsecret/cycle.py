@@ -38,7 +38,8 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
         return None
     workloads = Workloads(runtime.api, body["metadata"]["namespace"])
     try:
-        return advance(workloads, runtime.hmac_key, body.get("status") or {}, result, now)
+        return advance(workloads, runtime.hmac_key, body.get("status") or {}, result, now,
+                       botsecret=body["metadata"]["name"])
     except ApiException as e:
         # Nothing was recorded as restarted; the next cycle tries again.
         outcome = RolloutOutcome(entries=list((body.get("status") or {}).get("rollout") or []),
