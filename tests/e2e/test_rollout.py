@@ -360,3 +360,23 @@ def test_a_missing_target_is_reported_and_restarted_once_it_appears(operator: An
     wait_for(lambda: wl.replicasets(kube, namespace, "later") == 2)
     sync_and_settle(kube, namespace, "bot")
     assert wl.replicasets(kube, namespace, "later") == 2
+
+
+def test_upgrading_from_the_single_mark_restarts_nothing_and_one_restart_drops_it(
+    operator: Any, kube: Kube, namespace: str, aws: MotoServer,
+) -> None:
+    # A template as an older operator left it: the one key every BotSecret wrote.
+    wl.deployment(kube, namespace, "app", annotations={wl.LEGACY_RESTART_ANNOTATION: "hmac-sha256:older"},
+                  **wl.uses_all("bot-env"))
+    wait_for(lambda: wl.replicasets(kube, namespace, "app") == 1)
+    bot = Bot(kube, namespace, aws, targets=[{"kind": "Deployment", "name": "app"}])
+    sync_and_settle(kube, namespace, "bot")
+    assert wl.replicasets(kube, namespace, "app") == 1
+
+    bot.rotate("A")
+    wait_for(lambda: wl.replicasets(kube, namespace, "app") == 2)
+    status = sync_and_settle(kube, namespace, "bot")
+    assert wl.replicasets(kube, namespace, "app") == 2, "dropping the old key cost a rollout of its own"
+    annotations = wl.template_annotations(kube, namespace, "Deployment", "app")
+    assert wl.LEGACY_RESTART_ANNOTATION not in annotations
+    assert annotations[wl.restart_annotation("bot")] == status["rollout"][0]["dataHMAC"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from .cluster_fixtures import Kube
 
-LEGACY_RESTART_ANNOTATION = "botsecret.dev/restarted-for"  # one key for every BotSecret, before 0.x
+LEGACY_RESTART_ANNOTATION = "botsecret.dev/restarted-for"  # one key for every BotSecret, as older versions wrote
 
 
 def restart_annotation(botsecret: str) -> str:
@@ -20,7 +20,7 @@ def restart_annotation(botsecret: str) -> str:
 
 
 def pod_template(app: str, env: list[dict[str, Any]] | None = None, env_from: list[dict[str, Any]] | None = None,
-                 volumes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 volumes: list[dict[str, Any]] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "bot", "image": "example.invalid/bot:1"}
     if env:
         container["env"] = env
@@ -29,7 +29,10 @@ def pod_template(app: str, env: list[dict[str, Any]] | None = None, env_from: li
     spec: dict[str, Any] = {"containers": [container]}
     if volumes:
         spec["volumes"] = volumes
-    return {"metadata": {"labels": {"app": app}}, "spec": spec}
+    metadata: dict[str, Any] = {"labels": {"app": app}}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"metadata": metadata, "spec": spec}
 
 
 def uses_key(secret: str, *keys: str) -> dict[str, Any]:
