@@ -270,7 +270,7 @@ def test_a_stuck_rollout_is_waited_for_truthfully_then_superseded(operator: Any,
     # A StatefulSet has no progress deadline of its own, and without a kubelet it never gets ready.
     wl.statefulset(kube, namespace, "sts", replicas=1, **wl.uses_all("bot-env"))
     bot = Bot(kube, namespace, aws, targets=[{"kind": "StatefulSet", "name": "sts"}], debounce="0s",
-              progress_deadline="15s")
+              progress_deadline="30s")  # long enough to see the wait on a busy machine
     wait_rollout(kube, namespace, "bot", "RolloutComplete")
     bot.rotate("A")
     first = wait_for(lambda: (e := rollout_entry(kube, namespace, "bot", "StatefulSet", "sts")) and e.get("startedAt")
