@@ -10,11 +10,15 @@ import pytest
 from tests.harness import botsecrets as bs
 from tests.harness import workloads as wl
 from tests.harness.aws import MotoServer
+from tests.harness.cluster import ControlPlane
 from tests.harness.cluster_fixtures import Kube
 from tests.harness.leaks import secret_value
+from tests.harness.operator_process import OPERATOR_NAMESPACE
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.rollout
+
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:botsecret-operator"
 
 def rollout_entry(kube: Kube, namespace: str, name: str, kind: str, target: str) -> dict[str, Any] | None:
     for entry in (bs.get(kube, namespace, name).get("status") or {}).get("rollout") or []:
@@ -252,13 +256,26 @@ def test_operator_restart_with_fifty_synced_botsecrets_restarts_nothing(
     assert after == before
 
 
-def test_following_a_rollout_asks_no_provider(operator: Any, kube: Kube, namespace: str, aws: MotoServer) -> None:
+def operator_reads(cluster: ControlPlane, namespace: str, resource: str, name: str) -> int:
+    """How often the operator has read one object so far, by the apiserver's audit log."""
+    return sum(1 for e in cluster.audit_events()
+               if e.get("user", {}).get("username") == OPERATOR_USER and e.get("stage") == "ResponseComplete"
+               and e.get("verb") == "get" and (e.get("objectRef") or {}).get("resource") == resource
+               and (e.get("objectRef") or {}).get("namespace") == namespace
+               and (e.get("objectRef") or {}).get("name") == name)
+
+
+def test_following_a_rollout_asks_no_provider(operator: Any, cluster: ControlPlane, kube: Kube, namespace: str,
+                                              aws: MotoServer) -> None:
     wl.deployment(kube, namespace, "slow", replicas=1, progress_deadline=600, **wl.uses_all("bot-env"))
     bot = Bot(kube, namespace, aws, targets=[{"kind": "Deployment", "name": "slow"}], debounce="0s")
     bot.rotate("A")
     wait_for(lambda: (e := rollout_entry(kube, namespace, "bot", "Deployment", "slow")) and e.get("startedAt"))
     syncs_before = sum(operator.metric("botsecret_syncs_total", reason=r) for r in ("Synced", "ProviderError"))
-    time.sleep(10)  # the operator re-checks the rollout every 2 s or more meanwhile
+    reads = operator_reads(cluster, namespace, "deployments", "slow")
+    # Each cycle that follows the rollout reads the Deployment: three of them, whatever they take.
+    wait_for(lambda: operator_reads(cluster, namespace, "deployments", "slow") >= reads + 3, timeout=60, interval=1,
+             what="three cycles following the rollout")
     syncs_after = sum(operator.metric("botsecret_syncs_total", reason=r) for r in ("Synced", "ProviderError"))
     entry = rollout_entry(kube, namespace, "bot", "Deployment", "slow")
     assert entry is not None and entry["phase"] == "Progressing" and "replicas" in entry["message"]
