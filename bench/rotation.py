@@ -10,7 +10,7 @@ Scenario: one namespace; a Deployment with 0 replicas (rollouts complete without
 reads the whole Secret through envFrom; a BotSecret of 5 keys, each its own AWS secret in moto, with
 the Deployment as its one rollout target and a debounce of 0s. Each rotation puts a fresh value into
 one key, then sets the force-sync annotation. The time from that PATCH returning to the watch event
-that shows the Deployment's new ``botsecret.dev/restarted-for`` template annotation is the headline
+that shows the Deployment's new ``restarted-for.botsecret.dev/<name>`` template annotation is the headline
 figure; the watch on the Secret gives the time to the new data.
 """
 
@@ -146,7 +146,7 @@ class ObjectWatch:
 
 def restart_annotation(deployment: Any) -> str | None:
     annotations = deployment.spec.template.metadata.annotations or {}
-    value: str | None = annotations.get(wl.RESTART_ANNOTATION)
+    value: str | None = annotations.get(wl.restart_annotation(NAME))
     return value
 
 

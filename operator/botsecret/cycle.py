@@ -40,7 +40,7 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
     workloads = Workloads(runtime.api, body["metadata"]["namespace"])
     try:
         key = namespace_key(runtime.hmac_key, body["metadata"]["namespace"])
-        return advance(workloads, key, body.get("status") or {}, result, now)
+        return advance(workloads, key, body.get("status") or {}, result, now, botsecret=body["metadata"]["name"])
     except ApiException as e:
         # Nothing was recorded as restarted; the next cycle tries again.
         outcome = RolloutOutcome(entries=list((body.get("status") or {}).get("rollout") or []),

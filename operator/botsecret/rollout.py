@@ -1,16 +1,18 @@
 """Restart the bot workloads exactly once per rotation of the data they consume, and follow each
 rollout to its end.
 
-A restart is a patch of the pod-template annotation ``botsecret.dev/restarted-for`` whose value
-is a keyed HMAC of the data the workload consumes: content-addressed, so the same data never
-restarts twice, whatever replays, resyncs or operator restarts happen. What was last restarted
-for, a pending debounce and each rollout's phase live in the BotSecret's status, so they survive
-an operator restart.
+A restart is a patch of the pod-template annotation ``restarted-for.botsecret.dev/<BotSecret>``
+(one key per BotSecret, so two BotSecrets feeding one workload never overwrite each other's mark)
+whose value is a keyed HMAC of the data the workload consumes: content-addressed, so the same data
+never restarts twice, whatever replays, resyncs or operator restarts happen. What was last
+restarted for, a pending debounce and each rollout's phase live in the BotSecret's status, so they
+survive an operator restart.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,19 +23,51 @@ from kubernetes.client.exceptions import ApiException
 from . import metrics
 from .fingerprint import data_hmac
 from .reconcile import SyncResult
-from .spec import RolloutTarget
+from .spec import DEFAULT_PROGRESS_DEADLINE_SECONDS, BotSecretSpec, RolloutTarget
 from .values import SecretValue
-from .workloads import consumed_keys, rollout_phase
+from .workloads import EVERY_KEY, keys_read, referenced_keys, rollout_phase
 
-__all__ = ["RESTART_ANNOTATION", "RolloutOutcome", "Workload", "advance", "key_id"]
+__all__ = [
+    "LEGACY_RESTART_ANNOTATION",
+    "RolloutOutcome",
+    "Workload",
+    "advance",
+    "key_id",
+    "pending_record",
+    "restart_annotation",
+    "restart_patch",
+]
 
-RESTART_ANNOTATION = "botsecret.dev/restarted-for"
+RESTART_ANNOTATION_PREFIX = "restarted-for.botsecret.dev"
+# The one key every BotSecret wrote before each got its own; dropped by the next restart.
+LEGACY_RESTART_ANNOTATION = "botsecret.dev/restarted-for"
+ANNOTATION_NAME_MAX = 63
 FOLLOW_INTERVAL = 2.0
 MAX_FOLLOW_INTERVAL = 30.0
 PAUSED_RECHECK = 15.0
+FAILED_RECHECK = 30.0  # a failed rollout is looked at again, so that a repair by hand is seen
+MISSING_RECHECK = 15.0  # nothing watches workloads: a named target that does not exist is looked for
 # However often the data keeps changing, a restart waits at most this many debounce periods
 # (and at least a minute) after the first change.
 MAX_DEBOUNCE_FACTOR = 6
+
+
+def restart_annotation(botsecret: str) -> str:
+    """The pod-template annotation key that carries BotSecret ``botsecret``'s mark.
+
+    The name part of an annotation key holds at most 63 characters and a BotSecret name up to 253:
+    a longer name is cut and a short hash of the whole name keeps two such names apart.
+    """
+    name = botsecret
+    if len(name) > ANNOTATION_NAME_MAX:
+        name = f"{name[:ANNOTATION_NAME_MAX - 11]}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+    return f"{RESTART_ANNOTATION_PREFIX}/{name}"
+
+
+def restart_patch(annotation: str, value: str) -> dict[str, Any]:
+    """The patch of one restart. It drops the legacy single key in the same template change, so
+    the upgrade from it costs no rollout of its own."""
+    return {"spec": {"template": {"metadata": {"annotations": {annotation: value, LEGACY_RESTART_ANNOTATION: None}}}}}
 
 
 @dataclass(frozen=True)
@@ -100,9 +134,8 @@ class Workloads:
                                           self._api.sanitize_for_serialization(obj), named=False)
         return sorted(found.values(), key=lambda w: (w.kind, w.name)), missing
 
-    def restart(self, workload: Workload, value: str) -> None:
-        patch = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: value}}}}}
-        self._call("patch", workload.kind, workload.name, self._namespace, patch)
+    def restart(self, workload: Workload, annotation: str, value: str) -> None:
+        self._call("patch", workload.kind, workload.name, self._namespace, restart_patch(annotation, value))
         metrics.RESTARTS.labels(workload.kind).inc()
 
 
@@ -114,16 +147,23 @@ def _parse(text: str) -> datetime.datetime:
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
-def consumed_hmac(key: bytes, workload: Workload, secret_name: str,
-                  data: Mapping[str, SecretValue]) -> tuple[str, frozenset[str]] | None:
-    """The HMAC of what ``workload`` reads of the Secret, with those keys; ``None`` when a workload
-    matched only by selector does not read the Secret at all."""
-    keys = consumed_keys(workload.template, secret_name, data)
-    if keys is None:
+@dataclass(frozen=True)
+class Consumption:
+    hmac: str  # of the keys read, with their values
+    referenced: frozenset[str]  # as the template names them (EVERY_KEY for the whole Secret)
+    keys: frozenset[str]  # of the Secret's keys, those read
+
+
+def consumed(key: bytes, workload: Workload, secret_name: str, data: Mapping[str, SecretValue]) -> Consumption | None:
+    """What ``workload`` reads of the Secret; ``None`` when a workload matched only by selector
+    does not read the Secret at all."""
+    referenced = referenced_keys(workload.template, secret_name)
+    if referenced is None:
         if not workload.named:
             return None
-        keys = frozenset(data)  # named explicitly: restarted for any change
-    return data_hmac(key, {k: data[k] for k in keys}), keys
+        referenced = frozenset({EVERY_KEY})  # named explicitly: restarted for any change
+    keys = keys_read(referenced, data)
+    return Consumption(data_hmac(key, {k: data[k] for k in keys}), referenced, keys)
 
 
 def key_id(hmac_key: bytes) -> str:
@@ -131,18 +171,25 @@ def key_id(hmac_key: bytes) -> str:
     return data_hmac(hmac_key, {"botsecret.dev/key-id": SecretValue(b"")})[-12:]
 
 
+def _name(workload: Workload) -> str:
+    return f"{workload.kind}/{workload.name}"
+
+
 def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], result: SyncResult,
-            now: datetime.datetime) -> RolloutOutcome:
+            now: datetime.datetime, *, botsecret: str) -> RolloutOutcome:
     """One step of the rollout state machine after a sync. Restarts only after a successful sync."""
     spec = result.spec
     outcome = RolloutOutcome(key_id=key_id(hmac_key))
     if spec is None or not spec.rollout_targets:
         return outcome
+    mark = restart_annotation(botsecret)
     # HMACs under another key cannot be compared with ours: take a new baseline, restart nothing.
     same_key = status.get("hmacKeyId") in (None, outcome.key_id)
     previous = {(e.get("kind"), e.get("name")): dict(e) for e in status.get("rollout") or []} if same_key else {}
     pending = dict(status.get("pendingRollout") or {}) or None
     found, missing = workloads.resolve(spec.rollout_targets)
+    if missing:
+        outcome.wake(MISSING_RECHECK)
 
     due: list[tuple[Workload, str, frozenset[str]]] = []
     entries: dict[tuple[str, str], dict[str, Any]] = {}
@@ -151,33 +198,39 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
         entries[(workload.kind, workload.name)] = entry
         if not result.ready or result.secret_name is None:
             continue
-        consumed = consumed_hmac(hmac_key, workload, result.secret_name, result.data)
-        if consumed is None:
+        reads = consumed(hmac_key, workload, result.secret_name, result.data)
+        if reads is None:
             entries.pop((workload.kind, workload.name))
             continue
-        value, keys = consumed
-        # Only our own record counts: the template annotation may have been written for another
-        # BotSecret, or by anyone.
-        baseline = entry.get("dataHMAC")
-        if baseline is None:
-            entry["dataHMAC"] = value  # first sight: nothing to restart for
-        elif baseline != value:
-            due.append((workload, value, keys))
+        names = sorted(reads.referenced)
+        recorded = entry.get("consumedKeys")  # absent in entries written before it was recorded
+        entry["consumedKeys"] = names
+        # Only our own record counts: the template annotation may have been written by anyone.
+        # A template that now reads other keys was edited, and rolled out by whoever edited it:
+        # its new pods read the data of now, so that is a new baseline, not a restart.
+        if entry.get("dataHMAC") is None or (recorded is not None and recorded != names):
+            entry["dataHMAC"] = reads.hmac
+        elif entry["dataHMAC"] != reads.hmac:
+            due.append((workload, reads.hmac, reads.keys))
 
-    _follow(found, entries, now, outcome)  # first: whether a rollout is still going decides below
+    _follow(found, entries, spec, mark, now, outcome)  # first: whether a rollout is still going decides below
+    waiting: list[str] = []
     if not result.ready:
         pass  # no news about the data: a pending restart stays pending
     elif due:
-        pending = _pending(pending, result, now)
+        pending = pending_record(pending, result, now)
         ready_at = _due_at(pending, spec.debounce_seconds)
         busy = [w for w, _, _ in due if entries[(w.kind, w.name)].get("phase") == "Progressing" and not w.paused
                 and entries[(w.kind, w.name)].get("startedAt")]
         if now < ready_at:
             outcome.wake((ready_at - now).total_seconds())
         elif busy:
-            outcome.wake(FOLLOW_INTERVAL)  # one rollout at a time: pods never run half-rotated data
+            # One rollout at a time, so pods never run half-rotated data; the wait is bounded by
+            # the progress deadline, after which _follow calls the rollout failed.
+            waiting = [_waiting_for(w, entries[(w.kind, w.name)], spec) for w in busy]
+            outcome.wake(MAX_FOLLOW_INTERVAL)
         else:
-            paused = _restart(workloads, due, entries, pending, now, outcome)
+            paused = _restart(workloads, mark, due, entries, pending, now, outcome)
             pending = pending if paused else None
             if paused:
                 outcome.wake(PAUSED_RECHECK)
@@ -186,14 +239,15 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
 
     outcome.entries = [entries[k] for k in sorted(entries)]
     outcome.pending = pending
-    outcome.condition = _condition(outcome.entries, pending, missing, paused_names=[
-        f"{w.kind}/{w.name}" for w, _, _ in due if w.paused and pending is not None])
+    outcome.condition = _condition(outcome.entries, pending, missing, waiting, paused_names=[
+        _name(w) for w, _, _ in due if w.paused and pending is not None])
     return outcome
 
 
-def _pending(pending: dict[str, Any] | None, result: SyncResult, now: datetime.datetime) -> dict[str, Any]:
+def pending_record(pending: Mapping[str, Any] | None, result: SyncResult, now: datetime.datetime) -> dict[str, Any]:
+    """``status.pendingRollout`` for a restart that waits: what it is for, since when, which keys."""
     if pending is not None and pending.get("dataHMAC") == result.data_hmac:
-        return pending
+        return dict(pending)
     changed = sorted(set(pending.get("keys", []) if pending else []) | set(result.changed_keys))
     first = pending.get("firstChangedAt", pending.get("changedAt")) if pending else None
     return {"dataHMAC": result.data_hmac, "changedAt": _iso(now), "firstChangedAt": first or _iso(now),
@@ -206,7 +260,27 @@ def _due_at(pending: Mapping[str, Any], debounce: float) -> datetime.datetime:
     return min(settled, latest)
 
 
-def _restart(workloads: Workloads, due: list[tuple[Workload, str, frozenset[str]]],
+def _deadline(workload: Workload, spec: BotSecretSpec) -> float | None:
+    """Seconds a restart's rollout may take; ``None``: the Deployment controller's own deadline."""
+    if spec.progress_deadline_seconds is not None:
+        return spec.progress_deadline_seconds
+    return None if workload.kind == "Deployment" else DEFAULT_PROGRESS_DEADLINE_SECONDS
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest}s" if minutes else f"{rest}s"
+
+
+def _waiting_for(workload: Workload, entry: Mapping[str, Any], spec: BotSecretSpec) -> str:
+    deadline = _deadline(workload, spec)
+    if deadline is None:
+        return f"{_name(workload)} (until it completes or exceeds its progressDeadlineSeconds)"
+    until = _parse(entry["startedAt"]) + datetime.timedelta(seconds=deadline)
+    return f"{_name(workload)} (at most until {_iso(until)})"
+
+
+def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, frozenset[str]]],
              entries: dict[tuple[str, str], dict[str, Any]], pending: Mapping[str, Any],
              now: datetime.datetime, outcome: RolloutOutcome) -> bool:
     """Patch every due workload that is not paused; answer whether any was paused."""
@@ -215,27 +289,40 @@ def _restart(workloads: Workloads, due: list[tuple[Workload, str, frozenset[str]
         entry = entries[(workload.kind, workload.name)]
         if workload.paused:
             any_paused = True
+            # Nothing of ours is rolling out now; the last restart's times would only mislead.
+            entry.pop("startedAt", None)
+            entry.pop("finishedAt", None)
             entry.update(phase="Progressing", message="paused; restarts when it is resumed")
             continue
-        workloads.restart(workload, value)
+        workloads.restart(workload, mark, value)
         changed = [k for k in pending.get("keys", []) if k in keys] or sorted(keys)
         entry.pop("finishedAt", None)
         entry.update(dataHMAC=value, phase="Progressing", startedAt=_iso(now), message="restarted",
                      restartedFor=changed)
         outcome.events.append(("Normal", "RolloutRestarted",
-                               f"restarted {workload.kind}/{workload.name}; changed keys: {', '.join(changed)}"))
+                               f"restarted {_name(workload)}; changed keys: {', '.join(changed)}"))
         outcome.wake(FOLLOW_INTERVAL)  # follow the rollout just started
     return any_paused
 
 
-def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]], now: datetime.datetime,
-            outcome: RolloutOutcome) -> None:
+def _own_mark(workload: Workload, mark: str) -> str | None:
+    annotations = (workload.template.get("metadata") or {}).get("annotations") or {}
+    # A rollout an older version started carries the legacy key until the next restart.
+    value = annotations.get(mark, annotations.get(LEGACY_RESTART_ANNOTATION))
+    return None if value is None else str(value)
+
+
+def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]], spec: BotSecretSpec, mark: str,
+            now: datetime.datetime, outcome: RolloutOutcome) -> None:
     bodies = {(w.kind, w.name): w for w in found}
     for key, entry in entries.items():
-        if entry.get("phase") != "Progressing" or not entry.get("startedAt"):
-            continue
         workload = bodies.get(key)
-        if workload is None or workload.paused:
+        if workload is None or workload.paused or not entry.get("startedAt"):
+            continue
+        if entry.get("phase") == "Failed":
+            _look_again(workload, entry, now, outcome)
+            continue
+        if entry.get("phase") != "Progressing":
             continue
         elapsed = (now - _parse(entry["startedAt"])).total_seconds()
         # Checked often at first, then less: a rollout that takes long costs few reads.
@@ -244,31 +331,53 @@ def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]
             outcome.wake(interval)
             continue  # patched in this cycle: the body read before the patch says nothing about it
         phase, message = rollout_phase(workload.kind, workload.body)
-        annotations = (workload.template.get("metadata") or {}).get("annotations") or {}
-        if annotations.get(RESTART_ANNOTATION) != entry.get("dataHMAC"):
+        if _own_mark(workload, mark) != entry.get("dataHMAC"):
             message += "; the template was changed since by someone else"
+        deadline = _deadline(workload, spec)
+        if phase == "Progressing" and deadline is not None:
+            if elapsed < deadline:
+                entry.update(phase=phase, message=message)
+                outcome.wake(min(interval, deadline - elapsed))
+                continue
+            phase, message = "Failed", f"not finished within progressDeadline {_duration(deadline)}: {message}"
         entry.update(phase=phase, message=message)
         if phase == "Progressing":
             outcome.wake(interval)
             continue
         entry["finishedAt"] = _iso(now)
         if phase == "Failed":
-            outcome.events.append(("Warning", "RolloutFailed", f"{workload.kind}/{workload.name}: {message}"))
+            outcome.events.append(("Warning", "RolloutFailed", f"{_name(workload)}: {message}"))
+            outcome.wake(FAILED_RECHECK)
+
+
+def _look_again(workload: Workload, entry: dict[str, Any], now: datetime.datetime, outcome: RolloutOutcome) -> None:
+    """A failed rollout is not the end: someone may repair the workload by hand."""
+    phase, message = rollout_phase(workload.kind, workload.body)
+    if phase == "Complete":
+        entry.update(phase="Complete", message=f"{message} (after a failed rollout)", finishedAt=_iso(now))
+    else:
+        outcome.wake(FAILED_RECHECK)
 
 
 def _condition(entries: list[dict[str, Any]], pending: Mapping[str, Any] | None, missing: list[str],
-               paused_names: list[str]) -> dict[str, Any]:
+               waiting: list[str], paused_names: list[str]) -> dict[str, Any]:
     failed = [f"{e['kind']}/{e['name']}" for e in entries if e.get("phase") == "Failed"]
     progressing = [f"{e['kind']}/{e['name']}" for e in entries if e.get("phase") == "Progressing"]
+    not_found = "; not found: " + ", ".join(missing) if missing else ""
     if failed:
-        return {"status": "False", "reason": "RolloutFailed", "message": "failed: " + ", ".join(failed)}
+        return {"status": "False", "reason": "RolloutFailed", "message": "failed: " + ", ".join(failed) + not_found}
     if paused_names:
-        return {"status": "False", "reason": "Paused", "message": "paused, restart waits: " + ", ".join(paused_names)}
+        return {"status": "False", "reason": "Paused",
+                "message": "paused, restart waits: " + ", ".join(paused_names) + not_found}
+    if waiting:
+        return {"status": "False", "reason": "WaitingForRollout",
+                "message": "data changed; the restart waits for the rollout of " + ", ".join(waiting) + not_found}
     if pending is not None:
-        return {"status": "False", "reason": "Debouncing", "message": "data changed; restart after the debounce"}
+        return {"status": "False", "reason": "Debouncing",
+                "message": "data changed; restart after the debounce" + not_found}
     if progressing:
-        return {"status": "False", "reason": "Progressing", "message": "rolling out: " + ", ".join(progressing)}
-    message = "every target runs the current data"
+        return {"status": "False", "reason": "Progressing",
+                "message": "rolling out: " + ", ".join(progressing) + not_found}
     if missing:
-        message += "; not found: " + ", ".join(missing)
-    return {"status": "True", "reason": "RolloutComplete", "message": message}
+        return {"status": "False", "reason": "TargetNotFound", "message": "not found: " + ", ".join(missing)}
+    return {"status": "True", "reason": "RolloutComplete", "message": "every target runs the current data"}

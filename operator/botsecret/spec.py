@@ -43,6 +43,8 @@ MAX_REFRESH_SECONDS = 7 * 24 * 3600.0
 # The union of AWS names and ARNs, Google ids and full names, and Vault paths; each provider
 # checks its own rules when it reads.
 REMOTE_NAME = re.compile(r"[A-Za-z0-9_+=.@:/-]{1,2048}")
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600.0  # as a Deployment's default progressDeadlineSeconds
+MIN_PROGRESS_DEADLINE_SECONDS = 1.0
 SECRET_KEY_PATTERN = re.compile(r"[-._a-zA-Z0-9]{1,253}")
 # Secret types the cluster fills in itself; a BotSecret must never write one.
 FORBIDDEN_TARGET_TYPES = frozenset({"kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token"})
@@ -183,6 +185,9 @@ class BotSecretSpec:
     required: tuple[str, ...] | None = None
     rollout_targets: tuple[RolloutTarget, ...] = ()
     debounce_seconds: float = 10.0
+    # How long a restart's rollout may take before it counts as failed; None: a Deployment's own
+    # progressDeadlineSeconds, DEFAULT_PROGRESS_DEADLINE_SECONDS for other kinds.
+    progress_deadline_seconds: float | None = None
 
     def source(self, name: str) -> Source:
         for source in self.sources:
@@ -315,7 +320,7 @@ def _parse_target(raw: Mapping[str, Any], default_name: str) -> Target:
     )
 
 
-def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], float]:
+def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], float, float | None]:
     path = "spec.rollout"
     targets: list[RolloutTarget] = []
     for i, item in enumerate(_list(raw, "targets", path)):
@@ -336,7 +341,12 @@ def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], f
             raise InvalidSpec(tpath, "must set exactly one of name, selector")
         targets.append(RolloutTarget(kind=kind, name=name, match_labels=match_labels))
     debounce = parse_duration(raw["debounce"], f"{path}.debounce") if "debounce" in raw else 10.0
-    return tuple(targets), debounce
+    deadline = None
+    if raw.get("progressDeadline") is not None:
+        deadline = parse_duration(raw["progressDeadline"], f"{path}.progressDeadline")
+        if deadline < MIN_PROGRESS_DEADLINE_SECONDS:
+            raise InvalidSpec(f"{path}.progressDeadline", "must be at least 1s")
+    return tuple(targets), debounce, deadline
 
 
 def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
@@ -386,7 +396,7 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
             raise InvalidSpec("spec.required", "must be a list of key names")
         required = tuple(required_raw)
 
-    rollout_targets, debounce = _parse_rollout(_map(spec, "rollout", "spec"))
+    rollout_targets, debounce, progress_deadline = _parse_rollout(_map(spec, "rollout", "spec"))
     return BotSecretSpec(
         sources=sources,
         data=tuple(data),
@@ -396,4 +406,5 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
         required=required,
         rollout_targets=rollout_targets,
         debounce_seconds=debounce,
+        progress_deadline_seconds=progress_deadline,
     )

@@ -6,34 +6,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-__all__ = ["Phase", "consumed_keys", "rollout_phase"]
+__all__ = ["EVERY_KEY", "Phase", "consumed_keys", "keys_read", "referenced_keys", "rollout_phase"]
 
 Phase = Literal["Progressing", "Complete", "Failed"]
+# Stands for "the whole Secret" among key names; no Secret key can be "*".
+EVERY_KEY = "*"
 
 
 def _containers(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]
 
 
-def consumed_keys(pod_template: Mapping[str, Any], secret: str, keys: Iterable[str]) -> frozenset[str] | None:
-    """The keys of Secret ``secret`` that the pod template reads, or ``None`` if it reads none.
+def referenced_keys(pod_template: Mapping[str, Any], secret: str) -> frozenset[str] | None:
+    """The keys of Secret ``secret`` that the pod template names, as it names them: ``{"*"}``
+    (:data:`EVERY_KEY`) when it reads the whole Secret through ``envFrom`` or a volume without
+    ``items``; ``None`` if it does not reference the Secret at all.
 
-    A key-by-key reference (``env[].valueFrom.secretKeyRef``, or a volume with ``items``) counts
-    only those keys; ``envFrom`` or a volume of the whole Secret counts every key.
+    What the template says, not what the Secret holds: a change of this set is an edit of the
+    workload (rolled out by whoever made it), while a key that appears in the Secret later is not.
     """
-    every = frozenset(keys)
-    used: set[str] = set()
+    named: set[str] = set()
     referenced = False
     pod_spec = pod_template.get("spec") or {}
     for container in _containers(pod_spec):
         for source in container.get("envFrom") or []:
             if (source.get("secretRef") or {}).get("name") == secret:
-                return every
+                return frozenset({EVERY_KEY})
         for env in container.get("env") or []:
             ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
             if ref.get("name") == secret:
                 referenced = True
-                used.add(ref.get("key", ""))
+                named.add(ref.get("key", ""))
     for volume in pod_spec.get("volumes") or []:
         sources = [volume.get("secret") or {}]
         sources += [p.get("secret") or {} for p in (volume.get("projected") or {}).get("sources") or []]
@@ -42,10 +45,26 @@ def consumed_keys(pod_template: Mapping[str, Any], secret: str, keys: Iterable[s
                 continue
             items = src.get("items")
             if not items:
-                return every
+                return frozenset({EVERY_KEY})
             referenced = True
-            used.update(item.get("key", "") for item in items)
-    return frozenset(used & every) if referenced else None
+            named.update(item.get("key", "") for item in items)
+    return frozenset(named) if referenced else None
+
+
+def keys_read(referenced: frozenset[str], keys: Iterable[str]) -> frozenset[str]:
+    """Which of the Secret's ``keys`` a template with these :func:`referenced_keys` reads."""
+    every = frozenset(keys)
+    return every if EVERY_KEY in referenced else referenced & every
+
+
+def consumed_keys(pod_template: Mapping[str, Any], secret: str, keys: Iterable[str]) -> frozenset[str] | None:
+    """The keys of Secret ``secret`` that the pod template reads, or ``None`` if it reads none.
+
+    A key-by-key reference (``env[].valueFrom.secretKeyRef``, or a volume with ``items``) counts
+    only those keys; ``envFrom`` or a volume of the whole Secret counts every key.
+    """
+    referenced = referenced_keys(pod_template, secret)
+    return None if referenced is None else keys_read(referenced, keys)
 
 
 def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any]:

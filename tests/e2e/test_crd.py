@@ -64,6 +64,7 @@ VALID: dict[str, Any] = {
             "targets": [{"kind": "Deployment", "name": "bot"},
                         {"kind": "StatefulSet", "selector": {"matchLabels": {"app": "bot"}}}],
             "debounce": "30s",
+            "progressDeadline": "15m",
         },
     },
 }
@@ -149,7 +150,7 @@ def test_crd_schema_describes_every_field() -> None:
 
     walk(schema, "")
     assert not undescribed, f"fields without a description: {undescribed}"
-    assert preserved == [".status.pendingRollout"]
+    assert preserved == [], "the status the operator writes has a schema, so a test can see it pruned"
     # No reference may point into another Kubernetes namespace; vault.namespace is Vault's own.
     assert namespaces == [".spec.sources[].vault.namespace"]
 
@@ -239,6 +240,10 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str, bool]] = [
      "spec.rollout.targets[0]", "exactly one of name and selector", True),
     ("rollout-target-with-neither", _set("rollout.targets.1.selector", _DELETE),
      "spec.rollout.targets[1]", "exactly one of name and selector", True),
+    ("rollout-progress-deadline-zero", _set("rollout.progressDeadline", "0s"),
+     "spec.rollout.progressDeadline", "at least 1s", True),
+    ("rollout-progress-deadline-not-a-duration", _set("rollout.progressDeadline", "soon"),
+     "spec.rollout.progressDeadline", "should match", True),
     ("vault-kv-version-3", _set("sources.1.vault.kvVersion", 3),
      "spec.sources[1].vault.kvVersion", "Unsupported value", True),
     ("empty-sources", _no_sources,
@@ -323,7 +328,7 @@ def test_parse_spec_reads_what_the_apiserver_stored_with_the_same_defaults(
     target = parsed.target
     assert (target.name, target.type, target.creation_policy, target.deletion_policy) == \
         ("sparse", "Opaque", "Owner", "Delete")
-    assert (parsed.refresh_seconds, parsed.debounce_seconds) == (3600.0, 10.0)
+    assert (parsed.refresh_seconds, parsed.debounce_seconds, parsed.progress_deadline_seconds) == (3600.0, 10.0, None)
 
 
 def test_status_the_operator_writes_is_stored_as_written(
@@ -344,13 +349,9 @@ def test_status_the_operator_writes_is_stored_as_written(
     status = status_patch(result, current={}, generation=created["metadata"]["generation"],
                           now="2026-01-02T03:04:05Z", force_sync="2026-01-02")
     assert status is not None
-    # Fields the rollout code writes.
-    status["rollout"] = [{
-        "kind": "Deployment", "name": "bot", "dataHMAC": "hmac-sha256:" + "cd" * 32, "phase": "Complete",
-        "startedAt": "2026-01-02T03:04:05Z", "finishedAt": "2026-01-02T03:05:00Z", "message": "1 of 1 updated",
-    }]
-    status["pendingRollout"] = {"dataHMAC": "hmac-sha256:" + "ef" * 32, "due": "2026-01-02T03:04:15Z",
-                                "targets": [{"kind": "Deployment", "name": "bot"}]}
+    # What the rollout code writes, made by it: a restart followed, then newer data waiting.
+    status.update(_rollout_status(created["metadata"]["generation"]))
+    assert status["rollout"][0]["consumedKeys"] and status["pendingRollout"]["keys"] == ["token"]
 
     stored = kube.custom.patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, PLURAL, "bot", {"status": status},
@@ -408,3 +409,51 @@ def test_kubectl_get_shows_the_printer_columns(cluster: Any, kube: Kube, botsecr
     listed = _kubectl(cluster, "get", "bsec", "-n", namespace)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split("\n")[0].split() == ["NAME", "READY", "REASON", "SECRET", "SYNCED", "AGE"]
+
+
+class _OneDeployment:
+    """The workload store of botsecret.rollout, reduced to one Deployment that reads the whole Secret."""
+
+    def __init__(self) -> None:
+        self.annotations: dict[str, str] = {}
+
+    def resolve(self, targets: Any) -> tuple[list[Any], list[str]]:
+        from botsecret.rollout import Workload
+
+        template = {"metadata": {"annotations": dict(self.annotations)},
+                    "spec": {"containers": [{"name": "bot", "envFrom": [{"secretRef": {"name": "bot-credentials"}}]}]}}
+        body = {"metadata": {"generation": 2}, "spec": {"replicas": 1, "template": template},
+                "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 0}}
+        return [Workload("Deployment", "bot", body, named=True)], []
+
+    def restart(self, workload: Any, annotation: str, value: str) -> None:
+        self.annotations[annotation] = value
+
+
+def _rollout_status(generation: int) -> dict[str, Any]:
+    import datetime
+
+    from botsecret.fingerprint import data_hmac
+    from botsecret.reconcile import SyncResult
+    from botsecret.rollout import advance
+    from botsecret.status import status_patch
+    from botsecret.values import SecretValue
+
+    spec = parse_spec(copy.deepcopy(SPARSE["spec"]), name="bot")
+    store, key = _OneDeployment(), b"k" * 32
+    status: dict[str, Any] = {}
+    t0 = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    # A baseline, a change, its restart after the debounce, then a newer change that waits.
+    for seconds, value in ((0, "v1"), (20, "v2"), (31, "v2"), (40, "v3")):
+        data = {"token": SecretValue(value.encode())}
+        result = SyncResult(True, "Synced", "", "bot-credentials", data_hmac=data_hmac(key, data),
+                            changed_keys=("token",), spec=spec, data=data)
+        outcome = advance(store, key, status, result, t0 + datetime.timedelta(seconds=seconds),  # type: ignore[arg-type]
+                          botsecret="bot")
+        status = {"rollout": outcome.entries, "pendingRollout": outcome.pending, "hmacKeyId": outcome.key_id}
+    assert store.annotations, "the sequence above restarts once"
+    patch = status_patch(result, current={}, generation=generation, now="2026-01-02T03:05:00Z", force_sync=None,
+                         rollout={"entries": outcome.entries, "pending": outcome.pending,
+                                  "condition": outcome.condition, "keyId": outcome.key_id})
+    assert patch is not None
+    return {k: v for k, v in patch.items() if k in ("rollout", "pendingRollout", "hmacKeyId", "conditions")}

@@ -3,15 +3,24 @@ replicas completes only at zero replicas."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from .cluster_fixtures import Kube
 
-RESTART_ANNOTATION = "botsecret.dev/restarted-for"
+LEGACY_RESTART_ANNOTATION = "botsecret.dev/restarted-for"  # one key for every BotSecret, as older versions wrote
+
+
+def restart_annotation(botsecret: str) -> str:
+    """The documented mark of one BotSecret on a pod template, derived here independently of the
+    operator: its name, or a cut name and a short hash when the name is longer than an annotation
+    name may be."""
+    name = botsecret if len(botsecret) <= 63 else f"{botsecret[:52]}-{hashlib.sha256(botsecret.encode()).hexdigest()[:10]}"
+    return f"restarted-for.botsecret.dev/{name}"
 
 
 def pod_template(app: str, env: list[dict[str, Any]] | None = None, env_from: list[dict[str, Any]] | None = None,
-                 volumes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 volumes: list[dict[str, Any]] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "bot", "image": "example.invalid/bot:1"}
     if env:
         container["env"] = env
@@ -20,7 +29,10 @@ def pod_template(app: str, env: list[dict[str, Any]] | None = None, env_from: li
     spec: dict[str, Any] = {"containers": [container]}
     if volumes:
         spec["volumes"] = volumes
-    return {"metadata": {"labels": {"app": app}}, "spec": spec}
+    metadata: dict[str, Any] = {"labels": {"app": app}}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"metadata": metadata, "spec": spec}
 
 
 def uses_key(secret: str, *keys: str) -> dict[str, Any]:
@@ -43,10 +55,11 @@ def deployment(kube: Kube, namespace: str, name: str, *, replicas: int = 0, labe
     kube.apps.create_namespaced_deployment(namespace, {"metadata": {"name": name, "labels": labels or {}}, "spec": spec})
 
 
-def statefulset(kube: Kube, namespace: str, name: str, labels: dict[str, str] | None = None, **template: Any) -> None:
+def statefulset(kube: Kube, namespace: str, name: str, labels: dict[str, str] | None = None, replicas: int = 0,
+                **template: Any) -> None:
     kube.apps.create_namespaced_stateful_set(namespace, {
         "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"replicas": 0, "serviceName": name, "selector": {"matchLabels": {"app": name}},
+        "spec": {"replicas": replicas, "serviceName": name, "selector": {"matchLabels": {"app": name}},
                  "template": pod_template(name, **template)},
     })
 
@@ -62,8 +75,18 @@ def replicasets(kube: Kube, namespace: str, app: str) -> int:
     return len(kube.apps.list_namespaced_replica_set(namespace, label_selector=f"app={app}").items)
 
 
-def template_annotation(kube: Kube, namespace: str, kind: str, name: str) -> str | None:
+def template_annotations(kube: Kube, namespace: str, kind: str, name: str) -> dict[str, str]:
     read = {"Deployment": kube.apps.read_namespaced_deployment, "StatefulSet": kube.apps.read_namespaced_stateful_set,
             "DaemonSet": kube.apps.read_namespaced_daemon_set}[kind]
-    annotations = read(name, namespace).spec.template.metadata.annotations or {}
-    return annotations.get(RESTART_ANNOTATION)
+    return dict(read(name, namespace).spec.template.metadata.annotations or {})
+
+
+def template_annotation(kube: Kube, namespace: str, kind: str, name: str, botsecret: str = "bot") -> str | None:
+    """The mark BotSecret ``botsecret`` left on the workload's pod template."""
+    return template_annotations(kube, namespace, kind, name).get(restart_annotation(botsecret))
+
+
+def scale(kube: Kube, namespace: str, kind: str, name: str, replicas: int) -> None:
+    patch = {"Deployment": kube.apps.patch_namespaced_deployment,
+             "StatefulSet": kube.apps.patch_namespaced_stateful_set}[kind]
+    patch(name, namespace, {"spec": {"replicas": replicas}})

@@ -3,50 +3,81 @@
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from botsecret.fingerprint import data_hmac
 from botsecret.reconcile import SyncResult
-from botsecret.rollout import RESTART_ANNOTATION, Workload, advance, key_id
+from botsecret.rollout import LEGACY_RESTART_ANNOTATION, Workload, advance, key_id, restart_annotation, restart_patch
 from botsecret.spec import RolloutTarget, parse_spec
 from botsecret.values import SecretValue
 
 KEY = b"k" * 32
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0, tzinfo=datetime.UTC)
+MARK = restart_annotation("bot")
+ENV_FROM: dict[str, Any] = {"envFrom": [{"secretRef": {"name": "bot"}}]}
+NOT_READY_STS = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 0, "readyReplicas": 0}
+
+
+def env_refs(*keys: str) -> dict[str, Any]:
+    return {"env": [{"name": k, "valueFrom": {"secretKeyRef": {"name": "bot", "key": k}}} for k in keys]}
 
 
 class FakeWorkloads:
-    """Stands in for the apiserver: one Deployment reading the whole Secret."""
+    """Stands in for the apiserver: one workload (a Deployment reading the whole Secret, unless told
+    otherwise), or none when ``exists`` is false."""
 
-    def __init__(self, *, paused: bool = False, annotation: str | None = None) -> None:
+    def __init__(self, *, paused: bool = False, annotations: dict[str, str] | None = None, kind: str = "Deployment",
+                 container: dict[str, Any] | None = None, exists: bool = True) -> None:
         self.restarts: list[str] = []
         self.paused = paused
-        self.annotation = annotation
+        self.annotations = dict(annotations or {})
+        self.kind = kind
+        self.container = container or ENV_FROM
+        self.exists = exists
         self.status: dict[str, Any] = {"observedGeneration": 1, "replicas": 0, "updatedReplicas": 0,
                                        "availableReplicas": 0}
 
+    @property
+    def annotation(self) -> str | None:
+        return self.annotations.get(MARK)
+
     def resolve(self, targets: Sequence[RolloutTarget]) -> tuple[list[Workload], list[str]]:
-        template: dict[str, Any] = {"spec": {"containers": [{"envFrom": [{"secretRef": {"name": "bot"}}]}]}}
-        if self.annotation:
-            template["metadata"] = {"annotations": {RESTART_ANNOTATION: self.annotation}}
-        body = {"metadata": {"generation": 1}, "spec": {"replicas": 0, "paused": self.paused, "template": template},
+        if not self.exists:
+            return [], [f"{self.kind}/app"]
+        template: dict[str, Any] = {"spec": {"containers": [self.container]}}
+        if self.annotations:
+            template["metadata"] = {"annotations": dict(self.annotations)}
+        body = {"metadata": {"generation": 1},
+                "spec": {"replicas": self.status.get("replicas", 0), "paused": self.paused, "template": template},
                 "status": self.status}
-        return [Workload("Deployment", "app", body, named=True)], []
+        return [Workload(self.kind, "app", body, named=True)], []
 
-    def restart(self, workload: Workload, value: str) -> None:
+    def restart(self, workload: Workload, annotation: str, value: str) -> None:
         self.restarts.append(value)
-        self.annotation = value
+        self.annotations.pop(LEGACY_RESTART_ANNOTATION, None)
+        self.annotations[annotation] = value
 
 
-def result(value: str, *, ready: bool = True, debounce: str = "10s") -> SyncResult:
+def result(value: str, *, ready: bool = True, debounce: str = "10s", extra: dict[str, str] | None = None,
+           kind: str = "Deployment", progress_deadline: str | None = None) -> SyncResult:
+    values = {"K": value, **(extra or {})}
+    rollout: dict[str, Any] = {"targets": [{"kind": kind, "name": "app"}], "debounce": debounce}
+    if progress_deadline is not None:
+        rollout["progressDeadline"] = progress_deadline
     spec = parse_spec({"sources": [{"name": "a", "storeRef": {"name": "store"}}],
-                       "data": [{"key": "K", "remoteRef": {"name": "n"}}],
-                       "rollout": {"targets": [{"kind": "Deployment", "name": "app"}], "debounce": debounce}},
-                      name="bot")
-    data = {"K": SecretValue(value.encode())}
+                       "data": [{"key": k, "remoteRef": {"name": k}} for k in values],
+                       "rollout": rollout}, name="bot")
+    data = {k: SecretValue(v.encode()) for k, v in values.items()}
     return SyncResult(ready, "Synced" if ready else "ProviderError", "", "bot", data_hmac=data_hmac(KEY, data),
-                      changed_keys=("K",), spec=spec, data=data)
+                      changed_keys=tuple(values), spec=spec, data=data)
+
+
+def step(store: FakeWorkloads, status: dict[str, Any], synced: SyncResult, seconds: float) -> Any:
+    return advance(store, KEY, status, synced, at(seconds), botsecret="bot")  # type: ignore[arg-type]
 
 
 def status_after(outcome: Any) -> dict[str, Any]:
@@ -59,38 +90,38 @@ def at(seconds: float) -> datetime.datetime:
 
 def test_first_sight_records_a_baseline_and_restarts_nothing() -> None:
     store = FakeWorkloads()
-    outcome = advance(store, KEY, {}, result("v1"), T0)  # type: ignore[arg-type]
+    outcome = step(store, {}, result("v1"), 0)
     assert store.restarts == []
     assert outcome.entries[0]["dataHMAC"] and outcome.condition["reason"] == "RolloutComplete"
 
 
 def test_a_change_restarts_once_after_the_debounce() -> None:
     store = FakeWorkloads()
-    status = status_after(advance(store, KEY, {}, result("v1"), T0))  # type: ignore[arg-type]
-    waiting = advance(store, KEY, status, result("v2"), at(1))  # type: ignore[arg-type]
+    status = status_after(step(store, {}, result("v1"), 0))
+    waiting = step(store, status, result("v2"), 1)
     assert store.restarts == [] and waiting.condition["reason"] == "Debouncing" and waiting.wake_in == 10
-    done = advance(store, KEY, status_after(waiting), result("v2"), at(11))  # type: ignore[arg-type]
+    done = step(store, status_after(waiting), result("v2"), 11)
     assert len(store.restarts) == 1 and done.pending is None
-    again = advance(store, KEY, status_after(done), result("v2"), at(20))  # type: ignore[arg-type]
+    again = step(store, status_after(done), result("v2"), 20)
     assert len(store.restarts) == 1 and again.entries[0]["phase"] == "Complete"
 
 
 def test_a_failed_sync_keeps_a_pending_restart() -> None:
     store = FakeWorkloads()
-    status = status_after(advance(store, KEY, {}, result("v1"), T0))  # type: ignore[arg-type]
-    pending = status_after(advance(store, KEY, status, result("v2"), at(1)))  # type: ignore[arg-type]
-    failed = advance(store, KEY, pending, result("v2", ready=False), at(5))  # type: ignore[arg-type]
+    status = status_after(step(store, {}, result("v1"), 0))
+    pending = status_after(step(store, status, result("v2"), 1))
+    failed = step(store, pending, result("v2", ready=False), 5)
     assert failed.pending == pending["pendingRollout"]
-    advance(store, KEY, status_after(failed), result("v2"), at(12))  # type: ignore[arg-type]
+    step(store, status_after(failed), result("v2"), 12)
     assert len(store.restarts) == 1
 
 
 def test_data_that_keeps_changing_is_restarted_for_within_the_cap() -> None:
     store = FakeWorkloads()
-    status = status_after(advance(store, KEY, {}, result("v1", debounce="10s"), T0))  # type: ignore[arg-type]
+    status = status_after(step(store, {}, result("v1", debounce="10s"), 0))
     second = 0
     for second in range(1, 70, 5):  # a change every 5 s, never 10 s of quiet
-        status = status_after(advance(store, KEY, status, result(f"v{second}"), at(second)))  # type: ignore[arg-type]
+        status = status_after(step(store, status, result(f"v{second}"), second))
         if store.restarts:
             break
     assert store.restarts and second <= 66, "the first change was over a minute ago"
@@ -98,44 +129,197 @@ def test_data_that_keeps_changing_is_restarted_for_within_the_cap() -> None:
 
 def test_a_new_hmac_key_takes_a_new_baseline_instead_of_restarting() -> None:
     store = FakeWorkloads()
-    status = status_after(advance(store, KEY, {}, result("v1"), T0))  # type: ignore[arg-type]
+    status = status_after(step(store, {}, result("v1"), 0))
     other_key = b"o" * 32
-    outcome = advance(store, other_key, status, result("v1"), at(30))  # type: ignore[arg-type]
+    outcome = advance(store, other_key, status, result("v1"), at(30), botsecret="bot")  # type: ignore[arg-type]
     assert store.restarts == []
     assert outcome.key_id == key_id(other_key) != status["hmacKeyId"]
 
 
 def test_a_restart_waits_while_the_previous_rollout_is_in_progress() -> None:
     store = FakeWorkloads()
-    status = status_after(advance(store, KEY, {}, result("v1", debounce="0s"), T0))  # type: ignore[arg-type]
-    status = status_after(advance(store, KEY, status, result("v2", debounce="0s"), at(1)))  # type: ignore[arg-type]
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    status = status_after(step(store, status, result("v2", debounce="0s"), 1))
     assert len(store.restarts) == 1
     store.status = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}
-    held = advance(store, KEY, status, result("v3", debounce="0s"), at(5))  # type: ignore[arg-type]
+    held = step(store, status, result("v3", debounce="0s"), 5)
     assert len(store.restarts) == 1 and held.pending is not None
+    assert held.condition["reason"] == "WaitingForRollout" and "Deployment/app" in held.condition["message"]
     store.status = {"observedGeneration": 1, "replicas": 0, "updatedReplicas": 0, "availableReplicas": 0}
-    advance(store, KEY, status_after(held), result("v3", debounce="0s"), at(9))  # type: ignore[arg-type]
+    step(store, status_after(held), result("v3", debounce="0s"), 9)
     assert len(store.restarts) == 2
 
 
 def test_a_paused_deployment_is_not_patched_until_resumed() -> None:
     store = FakeWorkloads(paused=True)
-    status = status_after(advance(store, KEY, {}, result("v1", debounce="0s"), T0))  # type: ignore[arg-type]
-    paused = advance(store, KEY, status, result("v2", debounce="0s"), at(1))  # type: ignore[arg-type]
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    paused = step(store, status, result("v2", debounce="0s"), 1)
     assert store.restarts == [] and paused.condition["reason"] == "Paused"
     store.paused = False
-    advance(store, KEY, status_after(paused), result("v2", debounce="0s"), at(20))  # type: ignore[arg-type]
+    step(store, status_after(paused), result("v2", debounce="0s"), 20)
     assert len(store.restarts) == 1
 
 
 def test_someone_elses_annotation_is_not_a_baseline() -> None:
-    store = FakeWorkloads(annotation="hmac-sha256:written-for-another-botsecret")
-    advance(store, KEY, {}, result("v1"), T0)  # type: ignore[arg-type]
+    store = FakeWorkloads(annotations={MARK: "hmac-sha256:written-by-hand"})
+    step(store, {}, result("v1"), 0)
     assert store.restarts == []
 
 
 def test_a_restart_asks_to_be_woken_to_follow_the_rollout() -> None:
     store = FakeWorkloads()
-    status = status_after(advance(store, KEY, {}, result("v1", debounce="0s"), T0))  # type: ignore[arg-type]
-    outcome = advance(store, KEY, status, result("v2", debounce="0s"), at(1))  # type: ignore[arg-type]
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    outcome = step(store, status, result("v2", debounce="0s"), 1)
     assert len(store.restarts) == 1 and outcome.wake_in is not None and outcome.wake_in <= 2
+
+
+# a stuck rollout
+
+
+def test_a_stuck_statefulset_is_waited_for_until_the_progress_deadline_then_superseded() -> None:
+    store = FakeWorkloads(kind="StatefulSet")
+    store.status = dict(NOT_READY_STS)
+    synced = {v: result(v, debounce="0s", kind="StatefulSet", progress_deadline="60s") for v in ("v1", "v2", "v3")}
+    status = status_after(step(store, {}, synced["v1"], 0))
+    status = status_after(step(store, status, synced["v2"], 1))
+    assert len(store.restarts) == 1
+    held = step(store, status, synced["v3"], 5)
+    assert len(store.restarts) == 1
+    assert held.condition["reason"] == "WaitingForRollout" and "StatefulSet/app" in held.condition["message"]
+    assert held.wake_in is not None and held.wake_in <= 56
+    still = step(store, status_after(held), synced["v3"], 60)
+    assert len(store.restarts) == 1, "the deadline counts from the restart at 1 s"
+    superseded = step(store, status_after(still), synced["v3"], 62)
+    assert len(store.restarts) == 2 and superseded.pending is None
+    assert any(e[1] == "RolloutFailed" and "progressDeadline" in e[2] for e in superseded.events)
+    assert superseded.entries[0]["phase"] == "Progressing" and superseded.entries[0]["dataHMAC"] == store.restarts[1]
+
+
+def test_without_a_progress_deadline_a_statefulset_waits_ten_minutes() -> None:
+    store = FakeWorkloads(kind="StatefulSet")
+    store.status = dict(NOT_READY_STS)
+    synced = {v: result(v, debounce="0s", kind="StatefulSet") for v in ("v1", "v2")}
+    status = status_after(step(store, {}, synced["v1"], 0))
+    status = status_after(step(store, status, synced["v2"], 1))
+    status = status_after(step(store, status, synced["v2"], 600))
+    assert status["rollout"][0]["phase"] == "Progressing"
+    failed = step(store, status, synced["v2"], 602)
+    assert failed.entries[0]["phase"] == "Failed" and failed.condition["reason"] == "RolloutFailed"
+
+
+def test_a_failed_rollout_is_looked_at_again_and_turns_complete_after_a_recovery() -> None:
+    store = FakeWorkloads()
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    status = status_after(step(store, status, result("v2", debounce="0s"), 1))
+    store.status = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 0,
+                    "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}
+    failed = step(store, status, result("v2", debounce="0s"), 10)
+    assert failed.condition["reason"] == "RolloutFailed"
+    assert failed.wake_in is not None, "a failed rollout must be looked at again"
+    again = step(store, status_after(failed), result("v2", debounce="0s"), 40)
+    assert again.condition["reason"] == "RolloutFailed" and again.events == []
+    store.status = {"observedGeneration": 1, "replicas": 0, "updatedReplicas": 0, "availableReplicas": 0}
+    recovered = step(store, status_after(again), result("v2", debounce="0s"), 70)
+    assert recovered.entries[0]["phase"] == "Complete" and recovered.condition["reason"] == "RolloutComplete"
+    assert len(store.restarts) == 1
+
+
+# the set of consumed keys
+
+
+def test_reading_one_more_key_is_a_new_baseline_not_a_restart() -> None:
+    store = FakeWorkloads(container=env_refs("K"))
+    status = status_after(step(store, {}, result("v1", debounce="0s", extra={"L": "l1"}), 0))
+    assert status["rollout"][0]["consumedKeys"] == ["K"]
+    store.container = env_refs("K", "L")  # the user's own edit, rolled out by the user
+    status = status_after(step(store, status, result("v1", debounce="0s", extra={"L": "l1"}), 5))
+    assert store.restarts == [] and status["pendingRollout"] is None
+    assert status["rollout"][0]["consumedKeys"] == ["K", "L"]
+    step(store, status, result("v1", debounce="0s", extra={"L": "l2"}), 10)
+    assert len(store.restarts) == 1, "L belongs to the baseline now"
+
+
+def test_a_new_key_of_a_secret_read_whole_restarts() -> None:
+    store = FakeWorkloads()  # envFrom: the pods get the new key only from a restart
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    assert status["rollout"][0]["consumedKeys"] == ["*"]
+    step(store, status, result("v1", debounce="0s", extra={"NEW": "n"}), 5)
+    assert len(store.restarts) == 1
+
+
+def test_an_entry_from_before_consumed_keys_were_recorded_restarts_nothing() -> None:
+    store = FakeWorkloads(container=env_refs("K"))
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    del status["rollout"][0]["consumedKeys"]
+    outcome = step(store, status, result("v1", debounce="0s"), 5)
+    assert store.restarts == [] and outcome.entries[0]["consumedKeys"] == ["K"]
+
+
+# one mark per BotSecret
+
+
+ANNOTATION_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+
+
+@pytest.mark.parametrize("name", ["b", "bot", "a" * 49, "a" * 63, "a" * 64, "x." * 126 + "y", "a-" * 126 + "z"])
+def test_the_mark_of_any_botsecret_name_is_a_valid_annotation_key(name: str) -> None:
+    key = restart_annotation(name)
+    prefix, _, local = key.partition("/")
+    assert prefix == "restarted-for.botsecret.dev"
+    assert len(local) <= 63 and ANNOTATION_NAME.fullmatch(local), key
+    if len(name) <= 63:
+        assert local == name
+
+
+def test_long_names_that_share_a_beginning_get_different_marks() -> None:
+    assert restart_annotation("a" * 70 + "1") != restart_annotation("a" * 70 + "2")
+
+
+def test_each_botsecret_writes_its_own_mark() -> None:
+    store = FakeWorkloads(annotations={restart_annotation("other"): "hmac-sha256:of-the-other-botsecret"})
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    restarted = step(store, status, result("v2", debounce="0s"), 1)
+    assert store.annotations[MARK] == store.restarts[0]
+    assert store.annotations[restart_annotation("other")] == "hmac-sha256:of-the-other-botsecret"
+    store.status = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}
+    followed = step(store, status_after(restarted), result("v2", debounce="0s"), 5)
+    assert "someone else" not in followed.entries[0]["message"]
+
+
+def test_the_mark_of_another_botsecret_changing_is_not_someone_else_but_mine_is() -> None:
+    store = FakeWorkloads()
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    status = status_after(step(store, status, result("v2", debounce="0s"), 1))
+    store.status = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}
+    store.annotations[restart_annotation("other")] = "hmac-sha256:other"
+    assert "someone else" not in step(store, status, result("v2", debounce="0s"), 5).entries[0]["message"]
+    store.annotations[MARK] = "edited-by-hand"
+    assert "someone else" in step(store, status, result("v2", debounce="0s"), 5).entries[0]["message"]
+
+
+def test_upgrading_from_the_single_legacy_mark_restarts_nothing_and_the_next_restart_drops_it() -> None:
+    store = FakeWorkloads(annotations={LEGACY_RESTART_ANNOTATION: "hmac-sha256:old"})
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    # The status an older operator left: its baseline, no consumedKeys; the template has the old key only.
+    del status["rollout"][0]["consumedKeys"]
+    outcome = step(store, status, result("v1", debounce="0s"), 30)
+    assert store.restarts == [] and outcome.pending is None
+    patch = restart_patch(MARK, "hmac-sha256:new")
+    annotations = patch["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {MARK: "hmac-sha256:new", LEGACY_RESTART_ANNOTATION: None}
+
+
+# targets that do not exist
+
+
+def test_a_missing_named_target_is_reported_and_looked_for_again() -> None:
+    store = FakeWorkloads(exists=False)
+    missing = step(store, {}, result("v1"), 0)
+    assert missing.condition["status"] == "False" and missing.condition["reason"] == "TargetNotFound"
+    assert "Deployment/app" in missing.condition["message"]
+    assert missing.wake_in is not None, "a missing target must be looked for again"
+    store.exists = True
+    found = step(store, status_after(missing), result("v2"), 30)
+    assert store.restarts == [] and found.condition["reason"] == "RolloutComplete", "first sight is a baseline"
+    step(store, status_after(found), result("v3", debounce="0s"), 40)
+    assert len(store.restarts) == 1

@@ -258,6 +258,18 @@ def test_rollout_without_debounce_keeps_the_default() -> None:
     parsed = parse_spec(spec, name="bot")
     assert parsed.debounce_seconds == 10.0
     assert parsed.rollout_targets[0].match_labels is None
+    assert parsed.progress_deadline_seconds is None
+
+
+def test_rollout_progress_deadline_is_a_duration_of_at_least_a_second() -> None:
+    spec = base()
+    spec["rollout"] = {"targets": [{"kind": "StatefulSet", "name": "bot"}], "progressDeadline": "2m30s"}
+    assert parse_spec(spec, name="bot").progress_deadline_seconds == 150.0
+    for bad in ("0s", "500ms", "soon"):
+        spec["rollout"]["progressDeadline"] = bad
+        with pytest.raises(InvalidSpec) as refused:
+            parse_spec(spec, name="bot")
+        assert refused.value.field == "spec.rollout.progressDeadline"
 
 
 # name fields

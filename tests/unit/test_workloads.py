@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from botsecret.workloads import consumed_keys, rollout_phase
+from botsecret.workloads import EVERY_KEY, consumed_keys, referenced_keys, rollout_phase
 
 KEYS = ("A", "B", "C")
 ALL = frozenset(KEYS)
@@ -24,6 +24,27 @@ def template(containers: list[dict[str, Any]] | None = None, volumes: list[dict[
 
 def env_ref(secret: str, key: str, name: str = "VAR") -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+# referenced_keys: what the template names, whatever the Secret holds
+
+
+def test_references_are_named_as_the_template_names_them_even_keys_the_secret_lacks() -> None:
+    pod = template([{"name": "bot", "env": [env_ref("bot", "A"), env_ref("bot", "LATER")]}],
+                   volumes=[{"name": "v", "secret": {"secretName": "bot", "items": [{"key": "C", "path": "c"}]}}])
+    assert referenced_keys(pod, "bot") == frozenset({"A", "LATER", "C"})
+    assert consumed_keys(pod, "bot", KEYS) == frozenset({"A", "C"})
+
+
+def test_a_whole_secret_is_referenced_as_every_key() -> None:
+    pod = template([{"name": "bot", "env": [env_ref("bot", "A")], "envFrom": [{"secretRef": {"name": "bot"}}]}])
+    assert referenced_keys(pod, "bot") == frozenset({EVERY_KEY})
+    assert referenced_keys(template(volumes=[{"name": "v", "secret": {"secretName": "bot"}}]), "bot") == \
+        frozenset({EVERY_KEY})
+
+
+def test_another_secret_is_no_reference() -> None:
+    assert referenced_keys(template([{"name": "bot", "env": [env_ref("other", "A")]}]), "bot") is None
 
 
 # consumed_keys
