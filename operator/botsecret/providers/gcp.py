@@ -28,7 +28,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from ..spec import GcpSource
 from ..values import SecretValue
-from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, Unavailable
 
 __all__ = ["GcpProvider"]
 
@@ -226,7 +226,9 @@ def _classify(exc: Any, shown: str) -> ProviderError:
         # Secret Manager answers FAILED_PRECONDITION for a version that is disabled or destroyed:
         # the value is definitely not readable until someone enables a version.
         state = "destroyed" if "DESTROYED" in str(exc.message) else "disabled"
-        return NotFound(f"{shown}: version is {state}")
+        return NotFound(f"{shown} is {state}")
+    if isinstance(exc, gexc.TooManyRequests):
+        return Throttled(f"{shown}: throttled, Secret Manager answered {code_name}")
     message = str(getattr(exc, "message", ""))
     if isinstance(exc, gexc.ServiceUnavailable) and any(m in message for m in _BAD_KEY_MARKERS):
         return AccessDenied(f"{shown}: Google refused the service-account key (token refresh failed)")
