@@ -228,11 +228,20 @@ def _classify(exc: Any, shown: str) -> ProviderError:
         state = "destroyed" if "DESTROYED" in str(exc.message) else "disabled"
         return NotFound(f"{shown} is {state}")
     if isinstance(exc, gexc.TooManyRequests):
-        return Throttled(f"{shown}: throttled, Secret Manager answered {code_name}")
+        return Throttled(f"{shown}: throttled, Secret Manager answered {code_name}", retry_after=_retry_delay(exc))
     message = str(getattr(exc, "message", ""))
     if isinstance(exc, gexc.ServiceUnavailable) and any(m in message for m in _BAD_KEY_MARKERS):
         return AccessDenied(f"{shown}: Google refused the service-account key (token refresh failed)")
     return Unavailable(f"{shown}: Secret Manager answered {code_name}")
+
+
+def _retry_delay(exc: Any) -> float | None:
+    """Google's google.rpc.RetryInfo among the error details, when it sent one: its Retry-After."""
+    for detail in getattr(exc, "details", None) or ():
+        delay = getattr(detail, "retry_delay", None)
+        if delay is not None and hasattr(delay, "seconds"):
+            return float(delay.seconds) + float(delay.nanos) / 1e9
+    return None
 
 
 def _checked(response: Any, shown: str) -> Fetched | ProviderError:
