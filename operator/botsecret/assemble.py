@@ -7,7 +7,7 @@ provider gave no definite answer.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .providers.base import Fetched, NotFound, ProviderError, RemoteRef
@@ -38,6 +38,13 @@ class Assembled:
     missing_required: tuple[str, ...] = ()
     # The first error that is not a definite "not found": the sync must keep the last good Secret.
     failure: ProviderError | None = None
+    # Why each entry of ``missing`` is missing, in the provider's words (names and states, never
+    # values): a disabled version must not read like a typo in the name.
+    why: Mapping[str, str] = field(default_factory=dict)
+
+    def explain(self, labels: Iterable[str]) -> str:
+        """``label: why`` for each label, as the Ready condition shows them."""
+        return "; ".join(f"{label}: {self.why[label]}" if label in self.why else label for label in labels)
 
     @property
     def size(self) -> int:
@@ -77,7 +84,12 @@ def assemble(spec: BotSecretSpec, answers: ProviderAnswers) -> Assembled:
     data: dict[str, SecretValue] = {}
     origins: list[KeyOrigin] = []
     missing: list[str] = []
+    why: dict[str, str] = {}
     failure: ProviderError | None = None
+
+    def lack(label: str, reason: str) -> None:
+        missing.append(label)
+        why[label] = reason
 
     def answer(source: str, ref: RemoteRef) -> Fetched | ProviderError:
         return answers.get(source, {}).get(ref) or NotFound(f"no answer for {ref.name!r} from source {source!r}")
@@ -87,7 +99,7 @@ def assemble(spec: BotSecretSpec, answers: ProviderAnswers) -> Assembled:
         label = f"dataFrom[{index}] ({item_from.remote.name})"
         if isinstance(got, ProviderError):
             failure = failure or (None if isinstance(got, NotFound) else got)
-            missing.append(label)
+            lack(label, got.message)
             continue
         document = _json_object(got.value)
         if document is None:
@@ -105,13 +117,17 @@ def assemble(spec: BotSecretSpec, answers: ProviderAnswers) -> Assembled:
         got = answer(item.source, item.remote)
         if isinstance(got, ProviderError):
             failure = failure or (None if isinstance(got, NotFound) else got)
-            missing.append(item.key)
+            lack(item.key, got.message)
             continue
         value = got.value
         if item.property is not None:
             document = _json_object(got.value)
-            if document is None or item.property not in document:
-                missing.append(item.key)
+            remote = _shown(item.remote.name, got.version)
+            if document is None:
+                lack(item.key, f"{remote} is not a JSON object")
+                continue
+            if item.property not in document:
+                lack(item.key, f"property {item.property!r} not in {remote}")
                 continue
             value = SecretValue(_field_bytes(document[item.property]))
         data[item.key] = value
@@ -124,10 +140,18 @@ def assemble(spec: BotSecretSpec, answers: ProviderAnswers) -> Assembled:
     else:
         missing_required = tuple(m for m in missing if m.startswith("dataFrom[")) + tuple(
             k for k in spec.required if k not in data)
+        for key in missing_required:
+            if key not in missing:
+                why[key] = "no data entry or dataFrom document provides it"
     return Assembled(
         data=data,
         origins=tuple(sorted(origins, key=lambda o: o.key)),
         missing=tuple(missing),
         missing_required=missing_required,
         failure=failure,
+        why=why,
     )
+
+
+def _shown(name: str, version: str) -> str:
+    return f"{name!r} (version {version})" if version else repr(name)

@@ -24,8 +24,9 @@ from .cycle import FORCE_SYNC_ANNOTATION, release_target, run_cycle, run_rollout
 from .reconcile import SyncResult
 from .resolve import store_key, stores_used
 from .runtime import OperatorConfig, Runtime
-from .scheduling import next_delay
+from .scheduling import Retry, next_delay
 from .spec import DEFAULT_REFRESH_SECONDS, StoreKind
+from .status import log_line
 from .store_watch import StoreWatch
 
 GROUP, VERSION, PLURAL = "botsecret.dev", "v1alpha1", "botsecrets"
@@ -131,6 +132,7 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
                        logger: kopf.Logger, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     wakeup, lock = _wakeup(memo), _lock(memo)
+    namespace, name = body.get("metadata", {}).get("namespace", ""), body.get("metadata", {}).get("name", "")
     failures = 0
     refresh_due = 0.0  # monotonic time of the next full sync
     woken = await _sleep(wakeup, stopped, _startup_spread(body, runtime))
@@ -140,7 +142,8 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
         if "status" in memo:
             snapshot["status"] = memo.status
         memo.synced_trigger = _sync_trigger(snapshot)
-        retry_after, wake_in = None, None
+        wake_in = None
+        started = time.monotonic()
         try:
             outcome = None
             if not woken and failures == 0 and time.monotonic() < refresh_due:
@@ -153,21 +156,30 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
                 kopf.event(body, type=kind, reason=reason, message=message)
             result, memo.status = outcome.result, outcome.status
             if full:
+                failures, refresh_due, next_in = _schedule(result, failures)
                 log = logger.info if result.ready else logger.warning
-                log(f"{result.reason}: {result.message}")
-                failures = failures + 1 if result.retryable else 0
-                refresh_due = time.monotonic() + next_delay(
-                    refresh_seconds=_refresh_seconds(result), failures=failures, retry_after=result.retry_after)
+                log(log_line(result, namespace=namespace, name=name, seconds=time.monotonic() - started,
+                             next_in=None if result.ready else next_in))
             wake_in = outcome.wake_in
         except Exception as e:  # noqa: BLE001 - keep syncing; log the type only, the text may carry data
-            logger.error(f"sync failed unexpectedly: {type(e).__name__}")
             failures += 1
-            refresh_due = time.monotonic() + next_delay(refresh_seconds=DEFAULT_REFRESH_SECONDS, failures=failures,
-                                                        retry_after=retry_after)
+            next_in = next_delay(refresh_seconds=DEFAULT_REFRESH_SECONDS, failures=failures)
+            refresh_due = time.monotonic() + next_in
+            logger.error(f"{namespace}/{name} sync failed unexpectedly: {type(e).__name__} "
+                         f"({time.monotonic() - started:.2f} s; next try in {next_in:.0f} s)")
         delay = max(0.0, refresh_due - time.monotonic())
         if wake_in is not None:
             delay = min(delay, wake_in)
         woken = await _sleep(wakeup, stopped, delay)
+
+
+def _schedule(result: SyncResult, failures: int) -> tuple[int, float, float]:
+    """Failures in a row after this result, the monotonic time of the next full sync and the
+    seconds until then."""
+    failures = failures + 1 if result.retry is not Retry.NO else 0
+    next_in = next_delay(refresh_seconds=_refresh_seconds(result), failures=failures, retry=result.retry,
+                         retry_after=result.retry_after)
+    return failures, time.monotonic() + next_in, next_in
 
 
 async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> bool:

@@ -17,13 +17,21 @@ from . import secrets
 from .assemble import SECRET_SIZE_LIMIT, KeyOrigin, ProviderAnswers, assemble, plan_fetches
 from .connect import ProviderPool
 from .fingerprint import data_hmac, namespace_key
-from .providers.base import Fetched, ProviderError, RemoteRef, Unavailable
+from .providers.base import Fetched, ProviderError, RemoteRef, Throttled, Unavailable
 from .resolve import ResolvedSource, StoreLookup, resolve
+from .scheduling import Retry
 from .spec import BotSecretSpec, InvalidSpec, VaultSource, parse_spec, provider_kind
 from .stores import plain_http_addresses
 from .values import SecretValue
 
-__all__ = ["SyncContext", "SyncResult", "from_synced", "sync"]
+__all__ = ["SyncContext", "SyncResult", "from_synced", "keys_synced", "sync"]
+
+# Reasons an event outside the spec can cure soon: the provider or the apiserver answering again.
+_TRANSIENT = frozenset({"ProviderError", "WriteFailed"})
+# Reasons a Secret, ServiceAccount, store or remote secret created later can cure: in GitOps
+# ordering the BotSecret often lands first. A store's own events wake its BotSecrets too; a change
+# of a namespace's labels (which a cluster store may select on) wakes nothing, so retry anyway.
+_DEPENDENCY = frozenset({"MissingKeys", "AccessDenied", "StoreNotFound", "StoreNotAllowed", "StoreInvalid"})
 
 
 @dataclass(frozen=True)
@@ -49,10 +57,28 @@ class SyncResult:
     spec: BotSecretSpec | None = field(default=None, repr=False)
     data: Mapping[str, SecretValue] = field(default_factory=dict, repr=False)
     warnings: tuple[tuple[str, str], ...] = ()
+    # A provider said we ask too often: the next try must come later than the refresh, not sooner.
+    throttled: bool = False
+
+    @property
+    def retry(self) -> Retry:
+        if self.ready:
+            return Retry.NO
+        if self.throttled:
+            return Retry.THROTTLED
+        if self.reason in _TRANSIENT:
+            return Retry.TRANSIENT
+        if self.reason in _DEPENDENCY:
+            return Retry.DEPENDENCY
+        return Retry.NO
 
     @property
     def retryable(self) -> bool:
-        return self.reason in {"ProviderError", "WriteFailed"}
+        return self.retry is not Retry.NO
+
+
+def keys_synced(count: int, target: str) -> str:
+    return f"{count} {'key' if count == 1 else 'keys'} synced to Secret {target!r}"
 
 
 def _fetch_all(ctx: SyncContext, namespace: str, spec: BotSecretSpec,
@@ -113,10 +139,12 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
     answers = _fetch_all(ctx, namespace, spec, resolved)
     built = assemble(spec, answers)
     if built.failure is not None:
-        return SyncResult(False, built.failure.reason, _failure_message(answers, built.failure),
-                          target_name, retry_after=built.failure.retry_after, spec=spec)
+        errors = [e for per_ref in answers.values() for e in per_ref.values() if isinstance(e, ProviderError)]
+        retry_after = max((e.retry_after for e in errors if e.retry_after is not None), default=None)
+        return SyncResult(False, built.failure.reason, _failure_message(answers, built.failure), target_name,
+                          retry_after=retry_after, spec=spec, throttled=any(isinstance(e, Throttled) for e in errors))
     if built.missing_required:
-        return SyncResult(False, "MissingKeys", "missing: " + ", ".join(built.missing_required), target_name,
+        return SyncResult(False, "MissingKeys", "missing: " + built.explain(built.missing_required), target_name,
                           spec=spec)
     if built.size > SECRET_SIZE_LIMIT:
         return SyncResult(False, "DataTooLarge",
@@ -138,9 +166,9 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
                           target_name, spec=spec)
 
     changed = tuple(sorted(k for k, v in built.data.items() if before.get(k) != v.reveal()))
-    message = f"{len(built.data)} keys synced to Secret {target_name!r}"
+    message = keys_synced(len(built.data), target_name)
     if built.missing:
-        message += "; optional keys missing: " + ", ".join(built.missing)
+        message += "; optional keys missing: " + built.explain(built.missing)
     return SyncResult(
         True, "Synced", message, target_name, origins=built.origins,
         data_hmac=data_hmac(namespace_key(ctx.hmac_key, namespace), built.data), written=written,

@@ -8,7 +8,7 @@ from typing import Any
 
 from .reconcile import SyncResult
 
-__all__ = ["condition", "events_for", "ready_condition", "rollout_status_patch", "status_patch"]
+__all__ = ["condition", "events_for", "log_line", "ready_condition", "rollout_status_patch", "status_patch"]
 
 
 def condition(kind: str, status: str, reason: str, message: str, *, generation: int, now: str,
@@ -33,10 +33,12 @@ def ready_condition(result: SyncResult, *, generation: int, now: str,
 
 def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: int, now: str,
                  force_sync: str | None, rollout: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """The merge patch for ``status``, or ``None`` when nothing but the time would change.
+    """The merge patch for ``status`` (only the fields that change), or ``None`` when nothing does.
 
-    ``rollout`` carries ``entries``, ``pending`` and ``condition`` (status, reason, message) from
-    the rollout step, or is ``None`` when the BotSecret names no rollout targets.
+    ``syncedAt`` is the end of the last successful sync, written or not; ``writtenAt`` the last
+    time the Secret was written. A failure moves neither. ``rollout`` carries ``entries``,
+    ``pending`` and ``condition`` (status, reason, message) from the rollout step, or is ``None``
+    when the BotSecret names no rollout targets.
     """
     conditions = [ready_condition(result, generation=generation, now=now, previous=_find(current, "Ready"))]
     patch: dict[str, Any] = {"observedGeneration": generation}
@@ -52,11 +54,12 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
             {"key": o.key, "source": o.source, "remoteName": o.remote_name, "version": o.version}
             for o in result.origins
         ]
-    if all(current.get(k) == v for k, v in patch.items()):
-        return None
     if result.ready:
         patch["syncedAt"] = now
-    return patch
+        if result.written:
+            patch["writtenAt"] = now
+    changed = {k: v for k, v in patch.items() if current.get(k) != v}
+    return changed or None
 
 
 def _add_rollout(patch: dict[str, Any], conditions: list[dict[str, Any]], current: Mapping[str, Any],
@@ -97,3 +100,12 @@ def events_for(result: SyncResult, *, previous_ready: Mapping[str, Any] | None) 
         if not same:
             events.append(("Warning", result.reason, result.message))
     return events
+
+
+def log_line(result: SyncResult, *, namespace: str, name: str, seconds: float, next_in: float | None = None) -> str:
+    """The operator's log line for the outcome of one sync: which BotSecret, what, how long."""
+    if result.ready:
+        detail = f"{seconds:.2f} s, Secret {'written' if result.written else 'unchanged'}"
+    else:
+        detail = f"{seconds:.2f} s" + (f"; next try in {next_in:.0f} s" if next_in is not None else "")
+    return f"{namespace}/{name} {result.reason}: {result.message} ({detail})"

@@ -19,6 +19,7 @@ from tests.harness import processes
 from tests.harness.aws import REGION, MotoServer
 from tests.harness.leaks import secret_value
 from tests.harness.provider_checks import assert_no_leak, fetched
+from tests.harness.throttling_proxy import ThrottlingProxy
 
 pytestmark = pytest.mark.sync
 
@@ -283,3 +284,23 @@ def test_access_denied(iam_moto: MotoServer) -> None:
     finally:
         for p in (with_single, denied, stranger):
             p.close()
+
+
+def test_throttling_is_left_to_the_operator_and_retry_after_is_kept(aws: MotoServer) -> None:
+    # The SDK must not retry a throttled call on its own: every retry is the operator's, with its backoff.
+    proxy = ThrottlingProxy(aws.endpoint)
+    proxy.start()
+    p = provider_for(proxy.endpoint)
+    try:
+        for status, refs in ((429, [RemoteRef("a"), RemoteRef("b")]), (400, [RemoteRef("a", "AWSPREVIOUS")])):
+            proxy.throttling, proxy.status, proxy.retry_after = True, status, "17"
+            since = time.monotonic()
+            with pytest.raises(Unavailable) as raised:
+                p.fetch(refs)
+            assert len(proxy.arrivals(since=since)) == 1, "the SDK retried a throttled call"
+            assert "throttled" in raised.value.message
+            assert raised.value.retry_after == 17.0
+            assert type(raised.value).__name__ == "Throttled"
+    finally:
+        p.close()
+        proxy.stop()

@@ -15,7 +15,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from botsecret.providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+from botsecret.providers.base import (
+    AccessDenied,
+    Fetched,
+    NotFound,
+    ProviderError,
+    RemoteRef,
+    Throttled,
+    Unavailable,
+)
 from botsecret.providers.gcp import GcpProvider
 from botsecret.spec import GcpSource
 from tests.harness import botsecrets as bs
@@ -128,13 +136,17 @@ def test_disabled_and_destroyed_versions_are_not_found(gcp: GcpSecretManagerFake
     one, two, latest = RemoteRef(secret_id, "1"), RemoteRef(secret_id, "2"), RemoteRef(secret_id)
     got = provider.fetch([one, two, latest])
 
-    assert isinstance(_clean(got[one]), NotFound) and "disabled" in str(got[one])
-    assert isinstance(_clean(got[two]), NotFound) and "destroyed" in str(got[two])
+    assert isinstance(_clean(got[one]), NotFound)
+    assert str(got[one]) == f"gcp secret {secret_id!r} version 1 is disabled"
+    assert isinstance(_clean(got[two]), NotFound)
+    assert str(got[two]) == f"gcp secret {secret_id!r} version 2 is destroyed"
     assert _fetched(got[latest]).version == "3"
 
     # Disabling the newest version does not make "latest" fall back to an older one.
     gcp.set_state(f"projects/{PROJECT}/secrets/{secret_id}/versions/3", "DISABLED")
-    assert isinstance(_clean(provider.fetch([latest])[latest]), NotFound)
+    error = _clean(provider.fetch([latest])[latest])
+    assert isinstance(error, NotFound)
+    assert error.message == f"gcp secret {secret_id!r} version latest is disabled"
 
 
 def test_denied_is_access_denied_and_throttling_is_unavailable(gcp: GcpSecretManagerFake,
@@ -143,7 +155,7 @@ def test_denied_is_access_denied_and_throttling_is_unavailable(gcp: GcpSecretMan
     provider = make_provider()
     for code, expected in [(grpc.StatusCode.PERMISSION_DENIED, AccessDenied),
                            (grpc.StatusCode.UNAUTHENTICATED, AccessDenied),
-                           (grpc.StatusCode.RESOURCE_EXHAUSTED, Unavailable),
+                           (grpc.StatusCode.RESOURCE_EXHAUSTED, Throttled),
                            (grpc.StatusCode.INTERNAL, Unavailable)]:
         gcp.fail_next(code, method="AccessSecretVersion")
         ref = RemoteRef(secret_id)

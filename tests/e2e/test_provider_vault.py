@@ -127,6 +127,14 @@ def test_kv2_deleted_and_destroyed_versions_are_not_found(bao: Any, provider: Va
     for ref in refs:
         assert isinstance(results[ref], NotFound), (ref, results[ref])
     assert_no_leak(results, first["v"], second["v"])
+    # The condition must tell a deleted or destroyed version from a typo in the name.
+    assert str(results[RemoteRef(name)]) == f"Vault secret 'secret/{name}' version 2 is deleted"
+    assert str(results[RemoteRef(name, "2")]) == f"Vault secret 'secret/{name}' version 2 is deleted"
+    assert str(results[RemoteRef(name, "1")]) == f"Vault secret 'secret/{name}' version 1 is destroyed"
+    absent = RemoteRef(name, "9")
+    assert str(provider.fetch([absent])[absent]) == f"Vault secret 'secret/{name}' version 9 not found"
+    assert str(provider.fetch([RemoteRef(name + "-typo")])[RemoteRef(name + "-typo")]) == \
+        f"Vault secret 'secret/{name}-typo' not found"
 
 
 def test_kv1_mount(bao: Any, vault: OpenBao) -> None:

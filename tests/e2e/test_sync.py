@@ -13,6 +13,7 @@ from tests.harness.aws import MotoServer
 from tests.harness.cluster_fixtures import Kube
 from tests.harness.leaks import secret_value
 from tests.harness.processes import free_port
+from tests.harness.throttling_proxy import ThrottlingProxy, per_minute
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.sync
@@ -333,7 +334,150 @@ def test_two_botsecrets_merge_into_one_secret_and_each_removes_only_its_keys(
     bs.create(kube, namespace, "b", {"sources": [source], "target": target, "refreshInterval": "5s",
                                      "data": [{"key": "B", "remoteRef": {"name": f"{namespace}/b"}}]})
     bs.wait_secret(kube, namespace, "env", {"MINE": b"kept", "A": a.encode(), "B": b.encode()})
-    time.sleep(6)  # a refresh of each: neither may take the other's key away
+    # Evidence of a refresh of each after both keys were there: neither may take the other's key away.
+    synced = {name: bs.wait_ready(kube, namespace, name, reason="Synced")["status"]["syncedAt"] for name in "ab"}
+    for name in "ab":
+        wait_for(lambda name=name: bs.get(kube, namespace, name)["status"]["syncedAt"] > synced[name],
+                 timeout=60, what=f"a refresh of BotSecret {name}")
     assert bs.secret_data(kube, namespace, "env") == {"MINE": b"kept", "A": a.encode(), "B": b.encode()}
+    assert all(bs.ready(bs.get(kube, namespace, name))["reason"] == "Synced" for name in "ab")
     bs.delete(kube, namespace, "a")
     bs.wait_secret(kube, namespace, "env", {"MINE": b"kept", "B": b.encode()})
+
+
+def _secret_names(kube: Kube, namespace: str) -> set[str]:
+    return {s.metadata.name for s in kube.core.list_namespaced_secret(namespace).items}
+
+
+def test_a_remote_secret_created_after_its_botsecret_is_synced_within_seconds(
+    operator: Any, kube: Kube, namespace: str, aws: MotoServer,
+) -> None:
+    # GitOps ordering: the BotSecret lands before the remote secret it names.
+    value = secret_value("late_remote")
+    bs.create(kube, namespace, "bot", {
+        "sources": [bs.aws_source(kube, namespace, aws.endpoint)], "refreshInterval": "1h",
+        "data": [{"key": "K", "remoteRef": {"name": f"{namespace}/late"}}],
+    })
+    bs.wait_ready(kube, namespace, "bot", status="False", reason="MissingKeys")
+    aws.client().create_secret(Name=f"{namespace}/late", SecretString=value)
+    # No force-sync and the refresh is an hour away: only the retry of a missing key can carry it.
+    bs.wait_secret(kube, namespace, "bot", {"K": value.encode()}, timeout=60)
+    body = bs.wait_ready(kube, namespace, "bot", reason="Synced")
+    assert "forceSyncHandled" not in body["status"]
+
+
+def test_a_credentials_secret_created_after_its_botsecret_is_used_within_seconds(
+    operator: Any, kube: Kube, namespace: str, aws: MotoServer,
+) -> None:
+    value = secret_value("late_credentials")
+    aws.client().create_secret(Name=f"{namespace}/k", SecretString=value)
+    before = _secret_names(kube, namespace)
+    source = bs.aws_source(kube, namespace, aws.endpoint)
+    credentials = [kube.core.read_namespaced_secret(n, namespace) for n in _secret_names(kube, namespace) - before]
+    assert credentials, "aws_source made no credentials Secret in the namespace"
+    for secret in credentials:
+        kube.core.delete_namespaced_secret(secret.metadata.name, namespace)
+    bs.create(kube, namespace, "bot", {"sources": [source], "refreshInterval": "1h",
+                                       "data": [{"key": "K", "remoteRef": {"name": f"{namespace}/k"}}]})
+    bs.wait_ready(kube, namespace, "bot", status="False", reason="AccessDenied")
+    for secret in credentials:
+        kube.core.create_namespaced_secret(namespace, {"metadata": {"name": secret.metadata.name},
+                                                       "data": secret.data, "type": secret.type})
+    bs.wait_secret(kube, namespace, "bot", {"K": value.encode()}, timeout=60)
+    assert "forceSyncHandled" not in bs.wait_ready(kube, namespace, "bot", reason="Synced")["status"]
+
+
+def test_missing_keys_name_the_remote_state(operator: Any, kube: Kube, namespace: str, aws: MotoServer,
+                                            vault: Any, gcp: Any) -> None:
+    values = [secret_value(f"state{i}") for i in range(4)]
+    gcp_id = f"{namespace}-off"
+    gcp_secret(gcp, "bots", gcp_id, values[0].encode())
+    gcp.set_state(f"projects/bots/secrets/{gcp_id}/versions/1", "DISABLED")
+    kv = vault.client().secrets.kv.v2
+    kv.create_or_update_secret(path=f"{namespace}/gone", secret={"v": values[1]})
+    kv.create_or_update_secret(path=f"{namespace}/gone", secret={"v": values[2]})
+    kv.delete_latest_version_of_secret(path=f"{namespace}/gone")
+    kv.destroy_secret_versions(path=f"{namespace}/gone", versions=[1])
+    sm = aws.client()
+    sm.create_secret(Name=f"{namespace}/bye", SecretString=values[3])
+    sm.delete_secret(SecretId=f"{namespace}/bye", RecoveryWindowInDays=7)
+    bs.create(kube, namespace, "bot", {
+        "sources": [bs.aws_source(kube, namespace, aws.endpoint), bs.vault_source(kube, namespace, vault.address),
+                    bs.gcp_source(gcp.endpoint)],
+        "data": [
+            {"key": "GCP_TOKEN", "source": "gcp", "remoteRef": {"name": gcp_id}},
+            {"key": "VAULT_LATEST", "source": "vault", "remoteRef": {"name": f"{namespace}/gone", "property": "v"}},
+            {"key": "VAULT_V1", "source": "vault",
+             "remoteRef": {"name": f"{namespace}/gone", "property": "v", "version": "1"}},
+            {"key": "AWS_TOKEN", "source": "aws", "remoteRef": {"name": f"{namespace}/bye"}},
+        ],
+    })
+    message = bs.ready(bs.wait_ready(kube, namespace, "bot", status="False", reason="MissingKeys"))["message"]
+    assert f"GCP_TOKEN: gcp secret '{gcp_id}' version latest is disabled" in message
+    assert f"VAULT_LATEST: Vault secret 'secret/{namespace}/gone' version 2 is deleted" in message
+    assert f"VAULT_V1: Vault secret 'secret/{namespace}/gone' version 1 is destroyed" in message
+    assert f"AWS_TOKEN: AWS secret '{namespace}/bye' is scheduled for deletion" in message
+    assert not [v for v in values if v in message]
+    assert bs.secret_data(kube, namespace, "bot") is None
+
+
+def test_a_throttled_provider_is_asked_less_often_than_a_healthy_one(
+    operator: Any, kube: Kube, namespace: str, aws: MotoServer,
+) -> None:
+    value = secret_value("throttled")
+    aws.client().create_secret(Name=f"{namespace}/k", SecretString=value)
+    proxy = ThrottlingProxy(aws.endpoint)
+    proxy.start()
+    try:
+        bs.create(kube, namespace, "bot", {
+            "sources": [bs.aws_source(kube, namespace, proxy.endpoint)], "refreshInterval": "5s",
+            "data": [{"key": "K", "remoteRef": {"name": f"{namespace}/k"}}],
+        })
+        bs.wait_secret(kube, namespace, "bot", {"K": value.encode()})
+        since = time.monotonic()
+        healthy = proxy.wait_arrivals(4, since=since)
+        proxy.throttling = True
+        since = time.monotonic()
+        throttled = proxy.wait_arrivals(3, since=since, throttled=True, timeout=120)
+        proxy.throttling = False
+        body = bs.get(kube, namespace, "bot")
+        assert bs.ready(body)["reason"] == "ProviderError" and "throttled" in bs.ready(body)["message"]
+        assert bs.secret_data(kube, namespace, "bot") == {"K": value.encode()}, "the last good Secret stays"
+        print(f"requests per minute at refreshInterval 5s: healthy {per_minute(healthy):.1f}, "
+              f"throttled {per_minute(throttled):.1f}")
+        assert per_minute(throttled) < per_minute(healthy)
+
+        bs.force_sync(kube, namespace, "bot")
+        bs.wait_ready(kube, namespace, "bot", reason="Synced")
+    finally:
+        proxy.stop()
+
+
+def test_synced_at_is_the_last_check_written_at_the_last_write_and_the_log_names_the_botsecret(
+    operator: Any, kube: Kube, namespace: str, aws: MotoServer,
+) -> None:
+    sm = aws.client()
+    first, second = secret_value("stamp1"), secret_value("stamp2")
+    sm.create_secret(Name=f"{namespace}/k", SecretString=first)
+    bs.create(kube, namespace, "bot", {"sources": [bs.aws_source(kube, namespace, aws.endpoint)],
+                                       "refreshInterval": "5s",
+                                       "data": [{"key": "K", "remoteRef": {"name": f"{namespace}/k"}}]})
+    bs.wait_secret(kube, namespace, "bot", {"K": first.encode()})
+    status = bs.wait_ready(kube, namespace, "bot", reason="Synced")["status"]
+    written = status["writtenAt"]
+    assert status["syncedAt"] >= written
+
+    # A refresh that finds nothing new moves syncedAt only.
+    later = wait_for(lambda: (s := bs.get(kube, namespace, "bot")["status"])["syncedAt"] > status["syncedAt"] and s,
+                     timeout=60, what="a refresh")
+    assert later["writtenAt"] == written
+    sm.put_secret_value(SecretId=f"{namespace}/k", SecretString=second)
+    bs.wait_secret(kube, namespace, "bot", {"K": second.encode()})
+    wait_for(lambda: bs.get(kube, namespace, "bot")["status"]["writtenAt"] > written, what="writtenAt moved")
+
+    # Every outcome line of the operator's log says which BotSecret it is about.
+    line = wait_for(lambda: next((entry for entry in operator.output().splitlines()
+                                  if f"{namespace}/bot Synced: 1 key synced to Secret 'bot'" in entry), None),
+                    what="a log line naming the BotSecret")
+    assert " s, Secret " in line  # the duration and whether the Secret was written
+    assert "1 keys" not in operator.output()

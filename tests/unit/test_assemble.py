@@ -303,3 +303,43 @@ def test_data_from_key_kubernetes_refuses_is_refused(key: str) -> None:
     built = assemble(spec, {"aws": {RemoteRef("bundle"): fetched({key: "v"})}})
     assert key not in built.data
     assert built.missing_required
+
+
+# The provider's reason reaches the condition (issue 9, item 6)
+
+
+def test_missing_keys_carry_the_providers_message() -> None:
+    spec = spec_of(data=[{"key": "TOKEN", "remoteRef": {"name": "x"}}, {"key": "B", "remoteRef": {"name": "b"}}],
+                   data_from=[{"remoteRef": {"name": "bundle"}}])
+    built = assemble(spec, {"aws": {
+        RemoteRef("x"): NotFound("gcp secret 'x' version latest is disabled"), RemoteRef("b"): fetched("b"),
+        RemoteRef("bundle"): NotFound("vault secret 'secret/bundle' version 3 is destroyed")}})
+    assert built.missing_required == ("dataFrom[0] (bundle)", "TOKEN")  # still labels, still MissingKeys
+    assert built.failure is None
+    assert built.explain(built.missing_required) == (
+        "dataFrom[0] (bundle): vault secret 'secret/bundle' version 3 is destroyed; "
+        "TOKEN: gcp secret 'x' version latest is disabled")
+
+
+def test_a_missing_property_names_the_property_and_the_remote_secret() -> None:
+    spec = spec_of(data=[{"key": "K", "remoteRef": {"name": "doc", "property": "api_key"}},
+                         {"key": "J", "remoteRef": {"name": "plain", "property": "p"}}])
+    built = assemble(spec, {"aws": {RemoteRef("doc"): fetched({"other": "v"}), RemoteRef("plain"): fetched("text")}})
+    assert built.explain(built.missing) == (
+        "K: property 'api_key' not in 'doc' (version v1); J: 'plain' (version v1) is not a JSON object")
+
+
+def test_a_required_key_nobody_provides_is_named_alone() -> None:
+    spec = spec_of(data_from=[{"remoteRef": {"name": "bundle"}}], required=["ABSENT"])
+    built = assemble(spec, {"aws": {RemoteRef("bundle"): fetched({"B": "b"})}})
+    assert built.explain(built.missing_required) == "ABSENT: no data entry or dataFrom document provides it"
+
+
+def test_explanations_never_show_values() -> None:
+    spec = spec_of(data=[{"key": "K", "remoteRef": {"name": "doc", "property": "p"}}],
+                   data_from=[{"remoteRef": {"name": "bundle"}}])
+    built = assemble(spec, {"aws": {RemoteRef("doc"): fetched("s3cr3t-not-json"),
+                                    RemoteRef("bundle"): fetched({"bad key!": "s3cr3t-value"})}})
+    text = built.explain(built.missing)
+    assert "s3cr3t" not in text and "bad key!" not in text
+    assert "K:" in text and "dataFrom[0] (bundle)" in text

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from botsecret.assemble import KeyOrigin
-from botsecret.reconcile import SyncResult
-from botsecret.status import events_for, ready_condition, status_patch
+from botsecret.reconcile import SyncResult, keys_synced
+from botsecret.status import events_for, log_line, ready_condition, status_patch
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T01:00:00Z"
@@ -100,12 +102,16 @@ def test_keys_never_carry_values() -> None:
         assert set(entry) == {"key", "source", "remoteName", "version"}
 
 
-def test_nothing_but_time_changed_gives_none() -> None:
+def test_nothing_but_time_changed_gives_only_the_time() -> None:
     first = status_patch(synced(), current={}, generation=1, now=T0, force_sync=None)
     current = applied({}, first)
-    assert status_patch(synced(), current=current, generation=1, now=T1, force_sync=None) is None
-    # A write that changed nothing in status (same data, same origins) is not a status change either.
+    # A write that changed nothing in status (same data, same origins, drift restored) moves the times.
+    assert status_patch(synced(), current=current, generation=1, now=T1, force_sync=None) == {
+        "syncedAt": T1, "writtenAt": T1}
     assert status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=T2,
+                        force_sync=None) == {"syncedAt": T2}
+    # Within the same second there is nothing to say at all.
+    assert status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=T0,
                         force_sync=None) is None
 
 
@@ -149,7 +155,8 @@ def test_force_sync_is_acknowledged_once() -> None:
     assert patch is not None
     assert patch["forceSyncHandled"] == "1700000000"
     current = applied(current, patch)
-    assert status_patch(synced(), current=current, generation=1, now=T2, force_sync="1700000000") is None
+    again = status_patch(synced(), current=current, generation=1, now=T2, force_sync="1700000000")
+    assert again is not None and "forceSyncHandled" not in again
 
 
 def test_failure_after_success_keeps_last_good_hmac_and_keys() -> None:
@@ -211,3 +218,47 @@ def test_recovery_gives_only_the_normal_event() -> None:
     previous = {"type": "Ready", "status": "False", "reason": "ProviderError"}
     events = events_for(synced(), previous_ready=previous)
     assert [e[0] for e in events] == ["Normal"]
+
+
+# syncedAt is the last successful sync, writtenAt the last write (issue 9, item 11)
+
+
+def test_synced_at_moves_on_every_success_written_at_only_on_a_write() -> None:
+    first = status_patch(synced(), current={}, generation=1, now=T0, force_sync=None)
+    assert first is not None and first["syncedAt"] == T0 and first["writtenAt"] == T0
+    current = applied({}, first)
+    checked = status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=T1,
+                           force_sync=None)
+    assert checked == {"syncedAt": T1}, "a check that wrote nothing moves only syncedAt"
+    current = applied(current, checked)
+    rewritten = status_patch(synced(), current=current, generation=1, now=T2, force_sync=None)
+    assert rewritten is not None and rewritten["writtenAt"] == T2 and rewritten["syncedAt"] == T2
+
+
+def test_a_failure_moves_neither_timestamp() -> None:
+    current = applied({}, status_patch(synced(), current={}, generation=1, now=T0, force_sync=None))
+    patch = status_patch(failed(), current=current, generation=1, now=T1, force_sync=None)
+    assert patch is not None and "syncedAt" not in patch and "writtenAt" not in patch
+
+
+def test_a_spec_edit_that_writes_nothing_leaves_written_at() -> None:
+    current = applied({}, status_patch(synced(), current={}, generation=1, now=T0, force_sync=None))
+    patch = status_patch(synced(written=False), current=current, generation=2, now=T1, force_sync="x")
+    assert patch is not None and patch["syncedAt"] == T1 and "writtenAt" not in patch
+
+
+# log lines of sync outcomes
+
+
+def test_log_line_names_the_botsecret_reason_and_duration() -> None:
+    line = log_line(synced(message="1 key synced to Secret 'bot'"), namespace="bots", name="twitter", seconds=0.4213)
+    assert line == "bots/twitter Synced: 1 key synced to Secret 'bot' (0.42 s, Secret written)"
+    line = log_line(synced(written=False), namespace="bots", name="twitter", seconds=1.0)
+    assert line == "bots/twitter Synced: 2 keys synced to Secret 'bot' (1.00 s, Secret unchanged)"
+    line = log_line(failed(), namespace="bots", name="twitter", seconds=2.5, next_in=4.04)
+    assert line == "bots/twitter ProviderError: source 'aws': throttled (2.50 s; next try in 4 s)"
+
+
+@pytest.mark.parametrize(("count", "text"), [(0, "0 keys"), (1, "1 key"), (2, "2 keys")])
+def test_key_counts_are_singular_or_plural(count: int, text: str) -> None:
+    assert keys_synced(count, "bot") == f"{text} synced to Secret 'bot'"

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from .. import metrics
 from ..spec import AwsSource
 from ..values import SecretValue
-from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, Unavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -169,7 +169,9 @@ class AwsProvider:
                 response = self._client.get_secret_value(SecretId=ref.name, VersionStage=stage)
         except ClientError as exc:
             error = _classify(exc, _describe(ref))
-            if _code(exc) in _IDENTITY_REFUSED:
+            # A refused identity fails every reference alike; a throttled account would only be
+            # asked again, and harder, by the next reference in the batch.
+            if _code(exc) in _IDENTITY_REFUSED or isinstance(error, Throttled):
                 raise error from None
             return error
         except ParamValidationError:
@@ -185,8 +187,9 @@ def _config(timeout: float, **extra: Any) -> Config:
     return Config(
         connect_timeout=timeout,
         read_timeout=timeout,
-        # One retry at most: the reconcile loop is the real retry, with its own backoff.
-        retries={"max_attempts": 2, "mode": "standard"},
+        # No retry inside botocore: its standard mode retries throttling too, which multiplies the
+        # requests a throttled account gets. The daemon is the only retry, with its own backoff.
+        retries={"total_max_attempts": 1, "mode": "standard"},
         **extra,
     )
 
@@ -300,7 +303,7 @@ def _classify_code(code: str, provider_message: str, what: str) -> ProviderError
     if code in _IDENTITY_REFUSED:
         return AccessDenied(f"AWS refused the credentials ({code}) reading secret {what}")
     if code in _THROTTLED:
-        return Unavailable(f"AWS throttled reading secret {what}", retry_after=THROTTLE_RETRY_AFTER)
+        return Throttled(f"AWS throttled reading secret {what}", retry_after=THROTTLE_RETRY_AFTER)
     shown = code if _ERROR_CODE.match(code) else "unknown error"
     return Unavailable(f"AWS failed reading secret {what} ({shown})")
 

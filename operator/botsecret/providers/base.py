@@ -21,6 +21,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "RemoteRef",
+    "Throttled",
     "Unavailable",
 ]
 
@@ -60,6 +61,10 @@ class Unavailable(ProviderError):
     """Unreachable, throttled, timed out or any error that is not a definite answer."""
 
     reason = "ProviderError"
+
+
+class Throttled(Unavailable):
+    """The store answered that we ask too often: the next try must come later, not sooner."""
 
 
 class Provider(Protocol):

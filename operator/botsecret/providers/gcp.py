@@ -28,7 +28,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from ..spec import GcpSource
 from ..values import SecretValue
-from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, Unavailable
 
 __all__ = ["GcpProvider"]
 
@@ -238,11 +238,22 @@ def _classify(exc: Any, shown: str) -> ProviderError:
         # Secret Manager answers FAILED_PRECONDITION for a version that is disabled or destroyed:
         # the value is definitely not readable until someone enables a version.
         state = "destroyed" if "DESTROYED" in str(exc.message) else "disabled"
-        return NotFound(f"{shown}: version is {state}")
+        return NotFound(f"{shown} is {state}")
+    if isinstance(exc, gexc.TooManyRequests):
+        return Throttled(f"{shown}: throttled, Secret Manager answered {code_name}", retry_after=_retry_delay(exc))
     message = str(getattr(exc, "message", ""))
     if isinstance(exc, gexc.ServiceUnavailable) and any(m in message for m in _BAD_KEY_MARKERS):
         return AccessDenied(f"{shown}: Google refused the service-account key (token refresh failed)")
     return Unavailable(f"{shown}: Secret Manager answered {code_name}")
+
+
+def _retry_delay(exc: Any) -> float | None:
+    """Google's google.rpc.RetryInfo among the error details, when it sent one: its Retry-After."""
+    for detail in getattr(exc, "details", None) or ():
+        delay = getattr(detail, "retry_delay", None)
+        if delay is not None and hasattr(delay, "seconds"):
+            return float(delay.seconds) + float(delay.nanos) / 1e9
+    return None
 
 
 def _checked(response: Any, shown: str) -> Fetched | ProviderError:

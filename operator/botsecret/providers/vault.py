@@ -20,7 +20,7 @@ import requests.adapters
 
 from ..spec import VaultSource
 from ..values import SecretValue
-from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Unavailable
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, Unavailable
 from .vault_auth import VaultLogin, static_token
 
 __all__ = ["VaultProvider"]
@@ -111,12 +111,16 @@ class VaultProvider:
         version = _kv2_version(ref.version)
         if ref.version is not None and version is None:
             return NotFound(f"Vault secret {what}: a KV v2 version is a positive integer")
-        response = self._client.secrets.kv.v2.read_secret_version(
-            path=ref.name, mount_point=self._source.mount, version=version, raise_on_deleted_version=True,
-        )
+        try:
+            response = self._client.secrets.kv.v2.read_secret_version(
+                path=ref.name, mount_point=self._source.mount, version=version, raise_on_deleted_version=True,
+            )
+        except hvac_errors.InvalidPath as exc:
+            # The 404 of a deleted or destroyed version still carries that version's metadata.
+            return NotFound(_gone(self._where(ref), ref, _mapping(_mapping(exc.json).get("data")).get("metadata")))
         body = _mapping(response.get("data") if isinstance(response, Mapping) else None)
         if body.get("data") is None:
-            return NotFound(f"Vault secret {what} is deleted")
+            return NotFound(_gone(self._where(ref), ref, body.get("metadata")))
         version_id = _mapping(body.get("metadata")).get("version", "")
         return Fetched(value=_encode(_mapping(body["data"])), version=str(version_id))
 
@@ -129,12 +133,13 @@ class VaultProvider:
             return NotFound(f"Vault secret {what} not found")
         return Fetched(value=_encode(_mapping(body)), version="")
 
-    def _describe(self, ref: RemoteRef) -> str:
+    def _where(self, ref: RemoteRef) -> str:
         where = f"{self._source.mount}/{ref.name}"
-        if self._source.namespace:
-            where = f"{self._source.namespace}/{where}"
-        text = repr(where)
-        return text if ref.version is None else f"{text} version {ref.version!r}"
+        return f"{self._source.namespace}/{where}" if self._source.namespace else where
+
+    def _describe(self, ref: RemoteRef) -> str:
+        text = repr(self._where(ref))
+        return text if ref.version is None else f"{text} version {_shown_version(ref.version)}"
 
 
 def _encode(data: Mapping[str, Any]) -> SecretValue:
@@ -151,6 +156,26 @@ def _kv2_version(version: str | None) -> int | None:
     return int(version)
 
 
+def _shown_version(version: str) -> str:
+    return version if version.isdigit() else repr(version)
+
+
+def _gone(where: str, ref: RemoteRef, metadata: object) -> str:
+    """Why a KV v2 read found no data: a deleted or destroyed version, or no such secret or version."""
+    meta = _mapping(metadata)
+    version = meta.get("version")
+    shown = f"Vault secret {where!r}"
+    if isinstance(version, int) and version > 0:
+        shown += f" version {version}"
+        if meta.get("destroyed") is True:
+            return f"{shown} is destroyed"
+        if meta.get("deletion_time"):
+            return f"{shown} is deleted"
+    elif ref.version is not None:
+        shown += f" version {_shown_version(ref.version)}"
+    return f"{shown} not found"
+
+
 def _classify(exc: hvac_errors.VaultError, what: str) -> ProviderError:
     """Map an hvac error to our own message; hvac's text can quote the response body."""
     if isinstance(exc, hvac_errors.InvalidPath):
@@ -158,7 +183,7 @@ def _classify(exc: hvac_errors.VaultError, what: str) -> ProviderError:
     if isinstance(exc, hvac_errors.Forbidden | hvac_errors.Unauthorized):
         return AccessDenied(f"Vault denied reading secret {what}")
     if isinstance(exc, hvac_errors.RateLimitExceeded):
-        return Unavailable(f"Vault rate-limited reading secret {what}", retry_after=RATE_LIMIT_RETRY_AFTER)
+        return Throttled(f"Vault rate-limited reading secret {what}", retry_after=RATE_LIMIT_RETRY_AFTER)
     return Unavailable(f"Vault failed reading secret {what} ({type(exc).__name__})")
 
 
