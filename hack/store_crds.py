@@ -173,7 +173,7 @@ def conditions_schema() -> dict[str, Any]:
                        "namespaces or its labels match namespaceSelector, and the entries are ORed. "
                        "namespaceSelector: {} admits every namespace.",
         "items": {
-            "type": "object",
+            "type": "object", "description": "One way to admit namespaces.",
             "x-kubernetes-validations": [{"rule": "has(self.namespaces) || has(self.namespaceSelector)",
                                           "message": "a condition sets namespaces or namespaceSelector"}],
             "properties": {

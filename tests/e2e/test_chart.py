@@ -48,9 +48,16 @@ def helm(cluster: ControlPlane) -> Callable[..., subprocess.CompletedProcess[str
     return run
 
 
-def render(helm: Callable[..., subprocess.CompletedProcess[str]], *args: str) -> list[dict[str, Any]]:
+def render(helm: Callable[..., subprocess.CompletedProcess[str]], *args: str,
+           people: bool = False) -> list[dict[str, Any]]:
+    """The rendered objects: the operator's own, or (``people``) the ClusterRoles for people."""
     out = helm("template", "rel", str(CHART), "--namespace", "ops", "--kube-version", KUBE_VERSION, *args).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return [doc for doc in yaml.safe_load_all(out) if doc and _for_people(doc) == people]
+
+
+def _for_people(doc: dict[str, Any]) -> bool:
+    labels = (doc.get("metadata") or {}).get("labels") or {}
+    return any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in labels)
 
 
 def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -156,12 +163,31 @@ def test_rbac_and_serviceaccount_can_be_left_out(helm: Callable[..., subprocess.
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "existing"
 
 
-def test_chart_crd_is_the_crd_file() -> None:
-    shipped = CHART / "crds" / "botsecret.dev_botsecrets.yaml"
-    assert shipped.read_bytes() == (REPO / "crds" / "botsecret.dev_botsecrets.yaml").read_bytes(), (
-        "copy crds/botsecret.dev_botsecrets.yaml to charts/botsecret-operator/crds/"
-    )
-    assert sorted(p.name for p in (CHART / "crds").iterdir()) == ["botsecret.dev_botsecrets.yaml"]
+def test_chart_crds_are_the_crd_files() -> None:
+    names = sorted(p.name for p in (REPO / "crds").iterdir())
+    assert names == ["botsecret.dev_botsecrets.yaml", "botsecret.dev_botsecretstores.yaml",
+                     "botsecret.dev_clusterbotsecretstores.yaml"]
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == names
+    for name in names:
+        assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
+            f"copy crds/{name} to charts/botsecret-operator/crds/ (python3 hack/store_crds.py writes both stores)")
+
+
+def test_roles_for_people_equal_the_manifests_and_can_be_left_out(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    plain = [d for d in yaml.safe_load_all((REPO / "manifests" / "user-roles.yaml").read_text()) if d]
+    rendered = render(helm, people=True)
+    assert [d["metadata"]["name"] for d in rendered] == [
+        "rel-botsecret-operator-" + d["metadata"]["name"].removeprefix("botsecret-") for d in plain]
+    for mine, theirs in zip(rendered, plain, strict=True):
+        assert mine["rules"] == theirs["rules"]
+        aggregate = {k: v for k, v in theirs["metadata"]["labels"].items() if k.startswith("rbac.")}
+        assert aggregate.items() <= mine["metadata"]["labels"].items()
+    store_admin = next(d for d in plain if d["metadata"]["name"] == "botsecret-store-admin")
+    assert "rbac.authorization.k8s.io/aggregate-to-edit" not in store_admin["metadata"]["labels"], \
+        "editors must not manage stores"
+    assert render(helm, "--set", "rbac.aggregateToDefaultRoles=false", people=True) == []
 
 
 @pytest.mark.parametrize(("setting", "field"), [

@@ -30,22 +30,9 @@ VALID: dict[str, Any] = {
     "metadata": {"name": "bot"},
     "spec": {
         "sources": [
-            {"name": "aws", "aws": {
-                "region": "eu-west-1", "endpoint": "http://127.0.0.1:5000", "serviceAccountName": "bot",
-                "roleArn": "arn:aws:iam::123456789012:role/bot-reader", "audience": "sts.amazonaws.com",
-                "stsEndpoint": "http://127.0.0.1:5000",
-            }},
-            {"name": "vault", "vault": {
-                "address": "https://vault.example.com:8200", "mount": "kv", "kvVersion": 1,
-                "namespace": "team-a/bots",
-                "caBundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-                "credentialsSecretRef": {"name": "vault-token"}, "serviceAccountName": "bot",
-                "auth": {"kubernetes": {"role": "bot", "mount": "k8s", "audience": "openbao"}},
-            }},
-            {"name": "gcp", "gcp": {
-                "project": "bots-123", "location": "europe-west1", "endpoint": "secretmanager.example.com:443",
-                "credentialsSecretRef": {"name": "gcp-key"},
-            }},
+            {"name": "aws", "storeRef": {"kind": "BotSecretStore", "name": "aws-prod"}},
+            {"name": "vault", "storeRef": {"kind": "BotSecretStore", "name": "vault.team-a"}},
+            {"name": "gcp", "storeRef": {"kind": "ClusterBotSecretStore", "name": "gcp-shared"}},
         ],
         "data": [
             {"key": "token", "source": "aws", "remoteRef": {"name": "bots/telegram", "property": "token",
@@ -76,9 +63,8 @@ SPARSE: dict[str, Any] = {
     "metadata": {"name": "sparse"},
     "spec": {
         "sources": [
-            {"name": "aws", "aws": {"region": "eu-west-1"}},
-            {"name": "vault", "vault": {"address": "http://127.0.0.1:8200", "serviceAccountName": "bot",
-                                        "auth": {"kubernetes": {"role": "bot"}}}},
+            {"name": "aws", "storeRef": {"name": "aws"}},
+            {"name": "vault", "storeRef": {"name": "vault"}},
         ],
         "data": [{"key": "token", "source": "vault", "remoteRef": {"name": "bots/telegram"}}],
         "rollout": {"targets": [{"kind": "Deployment", "name": "bot"}]},
@@ -86,25 +72,13 @@ SPARSE: dict[str, Any] = {
 }
 
 
-def _established(kube: Kube, name: str) -> bool:
-    conditions = kube.crds.read_custom_resource_definition(name).status.conditions or []
-    return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-
 @pytest.fixture(scope="module")
 def botsecret_crd(kube: Kube) -> Iterator[dict[str, Any]]:
-    """The CRD from the file, applied (or replacing an older version of it) and served."""
+    """The CRDs from crds/ (the BotSecret's and the stores'), applied or replacing older versions, and served."""
+    from tests.harness.operator_process import install_crd
+
     crd = yaml.safe_load(CRD_PATH.read_text())
-    name = crd["metadata"]["name"]
-    try:
-        kube.crds.create_custom_resource_definition(crd)
-    except ApiException as e:
-        if e.status != 409:
-            raise
-        live = kube.crds.read_custom_resource_definition(name)
-        crd["metadata"]["resourceVersion"] = live.metadata.resource_version
-        kube.crds.replace_custom_resource_definition(name, crd)
-    wait_for(lambda: _established(kube, name))
+    install_crd(kube)
 
     def served() -> bool:
         # A dry-run create goes through the served schema without storing anything.
@@ -150,9 +124,11 @@ def test_crd_schema_describes_every_field() -> None:
 
     walk(schema, "")
     assert not undescribed, f"fields without a description: {undescribed}"
-    assert preserved == [], "the status the operator writes has a schema, so a test can see it pruned"
-    # No reference may point into another Kubernetes namespace; vault.namespace is Vault's own.
-    assert namespaces == [".spec.sources[].vault.namespace"]
+    # The removed inline provider fields stay in the schema only to be refused with a message.
+    assert preserved == [".spec.sources[].aws", ".spec.sources[].gcp", ".spec.sources[].vault"], \
+        "the status the operator writes has a schema, so a test can see it pruned"
+    # No reference may point into another Kubernetes namespace.
+    assert namespaces == []
 
 
 def test_valid_botsecret_is_accepted_and_unknown_fields_are_pruned(
@@ -212,10 +188,30 @@ def _no_sources(spec: dict[str, Any]) -> None:
 # id, mutation of VALID's spec, field path the apiserver's message must name, a fragment of the
 # message, and whether parse_spec refuses it too (False where the CRD is deliberately stricter).
 INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str, bool]] = [
-    ("source-with-two-providers", _set("sources.0.gcp", {"project": "p"}),
-     "spec.sources[0]", "exactly one of aws, gcp, vault", True),
-    ("source-with-no-provider", _set("sources.2.gcp", _DELETE),
-     "spec.sources[2]", "exactly one of aws, gcp, vault", True),
+    ("inline-aws-settings", _set("sources.0.aws", {"region": "eu-west-1", "endpoint": "https://x"}),
+     "spec.sources[0]", "inline provider settings", True),
+    ("inline-vault-without-store", _set("sources.1", {"name": "vault", "vault": {"address": "https://x"}}),
+     "spec.sources[1]", "inline provider settings", True),
+    ("source-without-store", _set("sources.2.storeRef", _DELETE),
+     "spec.sources[2]", "storeRef is required", True),
+    ("store-kind-unknown", _set("sources.0.storeRef.kind", "SecretStore"),
+     "spec.sources[0].storeRef.kind", "Unsupported value", True),
+    ("store-name-with-a-slash", _set("sources.0.storeRef.name", "team-a/aws"),
+     "spec.sources[0].storeRef.name", "should match", True),
+    ("source-name-with-upper-case", _both(_set("sources.0.name", "AWS"), _set("data.0.source", "AWS")),
+     "spec.sources[0].name", "should match", False),
+    ("target-name-with-a-slash", _set("target.name", "../bot"),
+     "spec.target.name", "should match", True),
+    ("target-name-with-upper-case", _set("target.name", "Bot"),
+     "spec.target.name", "should match", True),
+    ("remote-name-with-a-dotdot-segment", _set("data.1.remoteRef.name", "bots/../admin"),
+     "spec.data[1].remoteRef.name", "should match", True),
+    ("remote-name-with-a-leading-slash", _set("data.1.remoteRef.name", "/bots/api"),
+     "spec.data[1].remoteRef.name", "should match", True),
+    ("remote-name-with-a-space", _set("dataFrom.0.remoteRef.name", "bots env"),
+     "spec.dataFrom[0].remoteRef.name", "should match", True),
+    ("rollout-target-name-with-a-slash", _set("rollout.targets.0.name", "apps/bot"),
+     "spec.rollout.targets[0].name", "should match", False),
     ("data-source-missing-with-several-sources", _set("data.1.source", _DELETE),
      "spec.data[1].source", "is required when spec.sources has more than one entry", True),
     ("data-source-names-no-source", _set("data.1.source", "nowhere"),
@@ -244,8 +240,6 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str, bool]] = [
      "spec.rollout.progressDeadline", "at least 1s", True),
     ("rollout-progress-deadline-not-a-duration", _set("rollout.progressDeadline", "soon"),
      "spec.rollout.progressDeadline", "should match", True),
-    ("vault-kv-version-3", _set("sources.1.vault.kvVersion", 3),
-     "spec.sources[1].vault.kvVersion", "Unsupported value", True),
     ("empty-sources", _no_sources,
      "spec.sources", "at least 1 items", True),
     ("neither-data-nor-dataFrom", _both(_set("data", []), _set("dataFrom", _DELETE), _set("required", _DELETE)),
@@ -258,21 +252,8 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str, bool]] = [
      "spec.sources[2]", "Duplicate value", True),
     ("required-key-not-in-data", _both(_set("dataFrom", _DELETE), _set("required", ["token", "nope"])),
      "spec.required[1]", "is not a key of spec.data", False),
-    ("vault-address-without-scheme", _set("sources.1.vault.address", "vault.example.com:8200"),
-     "spec.sources[1].vault.address", "must start with http:// or https://", False),
     ("key-starting-with-two-dots", _set("data.1.key", "..data"),
      "spec.data[1].key", "may not be '.' or start with '..'", True),
-    ("aws-role-without-service-account", _set("sources.0.aws.serviceAccountName", _DELETE),
-     "spec.sources[0].aws", "roleArn and aws.serviceAccountName go together", True),
-    ("aws-static-keys-and-web-identity", _set("sources.0.aws.credentialsSecretRef", {"name": "aws-creds"}),
-     "spec.sources[0].aws", "either credentialsSecretRef or serviceAccountName with roleArn", True),
-    ("vault-without-any-credentials", _both(_set("sources.1.vault.credentialsSecretRef", _DELETE),
-                                            _set("sources.1.vault.auth", _DELETE)),
-     "spec.sources[1].vault", "needs credentialsSecretRef (a token or an AppRole) or auth.kubernetes", True),
-    ("vault-kubernetes-auth-without-role", _set("sources.1.vault.auth.kubernetes.role", _DELETE),
-     "spec.sources[1].vault", "auth.kubernetes needs a role and vault.serviceAccountName", True),
-    ("vault-two-ca-sources", _set("sources.1.vault.caSecretRef", {"name": "vault-ca"}),
-     "spec.sources[1].vault", "caBundle or caSecretRef, not both", False),
 ]
 
 
@@ -309,10 +290,8 @@ def test_parse_spec_reads_what_the_apiserver_stored_with_the_same_defaults(
     stored = _create(kube, namespace, copy.deepcopy(SPARSE))
     spec = stored["spec"]
     # The apiserver filled in the schema's defaults ...
-    assert spec["sources"][0]["aws"]["audience"] == "sts.amazonaws.com"
-    vault = spec["sources"][1]["vault"]
-    assert (vault["kvVersion"], vault["mount"]) == (2, "secret")
-    assert vault["auth"]["kubernetes"] == {"role": "bot", "mount": "kubernetes", "audience": "vault"}
+    assert [s["storeRef"] for s in spec["sources"]] == [
+        {"kind": "BotSecretStore", "name": "aws"}, {"kind": "BotSecretStore", "name": "vault"}]
     assert spec["target"] == {"type": "Opaque", "creationPolicy": "Owner"}, "target.name and deletionPolicy " \
         "are defaulted by the operator, not by the schema"
     assert spec["refreshInterval"] == "1h"
@@ -321,10 +300,7 @@ def test_parse_spec_reads_what_the_apiserver_stored_with_the_same_defaults(
     # ... and they are the parser's defaults: the defaulted and the sparse spec parse the same.
     parsed = parse_spec(spec, name="sparse")
     assert parsed == parse_spec(SPARSE["spec"], name="sparse")
-    aws_source, vault_source = parsed.sources[0].provider, parsed.sources[1].provider
-    assert aws_source.audience == "sts.amazonaws.com"  # type: ignore[union-attr]
-    assert (vault_source.kv_version, vault_source.mount) == (2, "secret")  # type: ignore[union-attr]
-    assert (vault_source.auth_mount, vault_source.audience) == ("kubernetes", "vault")  # type: ignore[union-attr]
+    assert [source.store.kind for source in parsed.sources] == ["BotSecretStore", "BotSecretStore"]
     target = parsed.target
     assert (target.name, target.type, target.creation_policy, target.deletion_policy) == \
         ("sparse", "Opaque", "Owner", "Delete")
@@ -398,9 +374,16 @@ def test_documented_examples_are_accepted_by_the_apiserver(
     applied = _kubectl(cluster, "apply", "--dry-run=server", "-f", str(EXAMPLES / example))
     assert applied.returncode == 0, applied.stderr
     assert "botsecret.botsecret.dev/" in applied.stdout
+    from botsecret.stores import parse_store
+
+    kinds = []
     for doc in yaml.safe_load_all((EXAMPLES / example).read_text()):
+        kinds.append(doc["kind"])
         if doc["kind"] == "BotSecret":
             parse_spec(doc["spec"], name=doc["metadata"]["name"])
+        if doc["kind"] in ("BotSecretStore", "ClusterBotSecretStore"):
+            parse_store(doc["kind"], doc)
+    assert "BotSecretStore" in kinds or "ClusterBotSecretStore" in kinds, "every example shows its store"
 
 
 def test_kubectl_get_shows_the_printer_columns(cluster: Any, kube: Kube, botsecret_crd: dict[str, Any],
