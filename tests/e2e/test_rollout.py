@@ -309,8 +309,10 @@ def test_a_stuck_rollout_is_waited_for_truthfully_then_superseded(operator: Any,
                       and e.get("dataHMAC") != first["dataHMAC"] and e, timeout=90, what="the superseding restart")
     assert second["restartedFor"] == ["B"]
     assert wl.template_annotation(kube, namespace, "StatefulSet", "sts") == second["dataHMAC"]
-    events = kube.core.list_namespaced_event(namespace, field_selector="reason=RolloutFailed").items
-    assert any("StatefulSet/sts" in e.message and "progressDeadline" in e.message for e in events)
+    # kopf posts events after the status write, so the event may come a moment later.
+    wait_for(lambda: any("StatefulSet/sts" in e.message and "progressDeadline" in e.message for e in
+                         kube.core.list_namespaced_event(namespace, field_selector="reason=RolloutFailed").items),
+             what="a RolloutFailed event naming the StatefulSet and progressDeadline")
 
 
 def test_reading_one_more_key_is_a_new_baseline_not_a_restart(operator: Any, kube: Kube, namespace: str,
