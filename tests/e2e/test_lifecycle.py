@@ -142,11 +142,12 @@ def test_a_type_change_the_apiserver_refuses_leaves_the_secret_in_place(
     aws.client().put_secret_value(SecretId=f"{namespace}/k", SecretString=secret_value("typed_rotated"))
     bs.patch_spec(kube, namespace, "bot", {"target": {"type": "kubernetes.io/tls"}})
     body = bs.wait_ready(kube, namespace, "bot", status="False", reason="WriteFailed")
-    assert "kubernetes.io/tls" in bs.ready(body)["message"]
     after = _secret(kube, namespace, "bot")
     assert after is not None, "the Secret was deleted for a type change that could not be applied"
     assert after.metadata.uid == before.metadata.uid and after.type == "Opaque"
     assert bs.secret_data(kube, namespace, "bot") == {"K": value.encode()}
+    message = bs.ready(body)["message"]
+    assert "kubernetes.io/tls" in message and "data[tls.crt]" in message, message
 
 
 def test_a_type_change_the_apiserver_accepts_replaces_the_secret(

@@ -45,3 +45,16 @@ def test_our_own_secret_and_a_plain_one_for_merge_are_accepted() -> None:
     check_ownership(secret({"team": "bots"}), OWNER, Target(name="s", creation_policy="Merge"))
     with pytest.raises(TargetConflict, match="creationPolicy: Merge"):
         check_ownership(secret({"team": "bots"}), OWNER, Target(name="s"))
+
+
+def test_released_remembers_a_uid_and_forgets_it_after_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botsecret import runtime
+
+    clock = [1000.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: clock[0])
+    released = runtime.Released()
+    released.add("u-1")
+    assert released.has("u-1") and not released.has("u-2")
+    clock[0] += released.KEEP_SECONDS + 1
+    released.add("u-2")  # each add drops what is older than an hour
+    assert released.has("u-2") and not released.has("u-1")
