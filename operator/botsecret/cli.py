@@ -8,18 +8,52 @@ import sys
 
 from . import __version__
 
+RUN_ENVIRONMENT = """\
+environment:
+  BOTSECRET_NAMESPACE, POD_NAMESPACE
+                        the operator's own namespace, where it keeps its HMAC key Secret, when
+                        --operator-namespace is not given (BOTSECRET_NAMESPACE first; default
+                        botsecret-system); it must exist
+  BOTSECRET_AMBIENT_NAMESPACES
+                        comma-separated, as --allow-ambient-credentials
+  BOTSECRET_METRICS_PORT
+                        as --metrics-port
+  BOTSECRET_PROVIDER_TIMEOUT
+                        seconds per provider call (default 10)
+"""
+
+
+def _fail(message: str) -> int:
+    print(f"botsecret: {message}", file=sys.stderr)
+    return 1
+
 
 def _run(args: argparse.Namespace) -> int:
-    import os
-
     import kopf
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import ConfigException
     from prometheus_client import start_http_server
 
     from . import handlers  # noqa: F401 - registers the handlers
+    from .runtime import OperatorConfig, OperatorNamespaceMissing, Runtime
 
+    # The runtime reads its settings from the environment, so flags and env vars agree.
     if args.allow_ambient_credentials:
-        # The runtime reads its settings from the environment, so flags and env vars agree.
         os.environ["BOTSECRET_AMBIENT_NAMESPACES"] = ",".join(args.allow_ambient_credentials)
+    if args.operator_namespace:
+        os.environ["BOTSECRET_NAMESPACE"] = args.operator_namespace
+    settings = OperatorConfig.from_environment()
+    # Before kopf runs: what makes the operator unable to start is said in one line, not a traceback
+    # repeated by kopf's retries of a startup handler.
+    try:
+        runtime = Runtime.start(settings)
+    except OperatorNamespaceMissing as e:
+        return _fail(str(e))
+    except ConfigException:
+        return _fail("no Kubernetes credentials: neither in-cluster nor a kubeconfig ($KUBECONFIG)")
+    except ApiException as e:
+        return _fail(f"reading the HMAC key Secret in namespace {settings.namespace!r} failed with "
+                     f"HTTP {e.status} {e.reason}")
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address)
 
@@ -31,8 +65,37 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=namespaces,
         standalone=True,
         liveness_endpoint=args.liveness,
+        memo=kopf.Memo(runtime=runtime),
     )
     return 0
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import ConfigException
+
+    from .runtime import api_client
+    from .uninstall import botsecrets, plan, uninstall
+
+    try:
+        api = api_client()
+    except ConfigException:
+        return _fail("no Kubernetes credentials: neither in-cluster nor a kubeconfig ($KUBECONFIG)")
+    try:
+        if not args.yes:
+            for body in botsecrets(client.CustomObjectsApi(api), args.namespace or []):
+                print(f"{body['metadata']['namespace']}/{body['metadata']['name']}: would {plan(body)}")
+            print("nothing changed; run again with --yes to delete these BotSecrets")
+            return 2
+        outcomes = uninstall(api, args.namespace or [])
+    except ApiException as e:
+        return _fail(f"listing BotSecrets failed with HTTP {e.status} {e.reason}")
+    for outcome in outcomes:
+        print(outcome)
+    print(f"{sum(o.ok for o in outcomes)} of {len(outcomes)} BotSecrets deleted; the CRD can go now"
+          if all(o.ok for o in outcomes) else "some BotSecrets are left; run again")
+    return 0 if all(o.ok for o in outcomes) else 1
 
 
 # At DEBUG these log request and response bodies: secret values, STS credentials, tokens.
@@ -51,9 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="botsecret", description="BotSecret operator")
     parser.add_argument("--version", action="version", version=f"botsecret {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the operator")
+    run = commands.add_parser("run", help="run the operator", epilog=RUN_ENVIRONMENT,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("-n", "--namespace", action="append",
                      help="watch only this namespace (repeatable); default: all namespaces")
+    run.add_argument("--operator-namespace", metavar="NAMESPACE", default=None,
+                     help="the operator's own namespace, for its HMAC key Secret; it must exist "
+                          "(default: $BOTSECRET_NAMESPACE, else $POD_NAMESPACE, else botsecret-system)")
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--json-logs", action="store_true", help="log in JSON")
     run.add_argument("--metrics-port", type=int, default=int(os.environ.get("BOTSECRET_METRICS_PORT", "0")),
@@ -64,6 +131,17 @@ def main(argv: list[str] | None = None) -> int:
                           "(repeatable; '*' for all). Default: no namespace may")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_run)
+
+    remove = commands.add_parser(
+        "uninstall", help="delete every BotSecret as the operator would, so that the CRD can be deleted",
+        description="Delete every BotSecret (or those of -n), carrying out each one's deletionPolicy "
+                    "(Owner/Orphan + Delete: delete the Secret; Owner + Retain: drop the ownerReference "
+                    "so the garbage collector keeps it; Merge + Delete: remove its keys) and removing "
+                    "its finalizer, without the operator. Without --yes it only lists what it would do.")
+    remove.add_argument("-n", "--namespace", action="append",
+                        help="only this namespace (repeatable); default: all namespaces")
+    remove.add_argument("--yes", action="store_true", help="do it (default: only list what would be done)")
+    remove.set_defaults(func=_uninstall)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -18,9 +18,19 @@ from .runtime import Runtime
 from .spec import InvalidSpec, parse_spec
 from .status import events_for, rollout_status_patch, status_patch
 
-__all__ = ["FORCE_SYNC_ANNOTATION", "CycleOutcome", "release_target", "run_cycle", "run_rollout_cycle"]
+__all__ = [
+    "FINALIZER",
+    "FORCE_SYNC_ANNOTATION",
+    "CycleOutcome",
+    "release_secret",
+    "release_target",
+    "run_cycle",
+    "run_rollout_cycle",
+]
 
 FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
+# kopf's finalizer on every BotSecret (its daemons require one); `botsecret uninstall` removes it.
+FINALIZER = "botsecret.dev/finalizer"
 
 
 @dataclass
@@ -73,7 +83,24 @@ def _now() -> tuple[datetime.datetime, str]:
     return now, now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _being_deleted(runtime: Runtime, body: Mapping[str, Any]) -> bool:
+    """Whether this BotSecret is going away. Deletion bumps the generation, which wakes the daemon
+    just as release runs; the lock orders nothing, so a cycle may come after release, and its
+    snapshot may be older than the deletion. Either sign is enough to write nothing."""
+    meta = body.get("metadata") or {}
+    return bool(meta.get("deletionTimestamp")) or runtime.released.has(str(meta.get("uid", "")))
+
+
+def _nothing_written(body: Mapping[str, Any]) -> CycleOutcome:
+    # Not a failure (no backoff, no status: there is nothing left to report to).
+    result = SyncResult(True, "Deleting", "the BotSecret is being deleted; nothing written")
+    return CycleOutcome(result, status=dict(body.get("status") or {}))
+
+
 def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
+    """One full cycle. The caller holds the BotSecret's lock, the one release takes too."""
+    if _being_deleted(runtime, body):
+        return _nothing_written(body)
     now, stamp = _now()
     with metrics.SYNC_SECONDS.time():
         result = sync(runtime.sync_context, body)
@@ -104,6 +131,8 @@ def run_rollout_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome
     ``None`` when that cannot be trusted (the last sync failed, the Secret drifted): the caller
     runs a full cycle instead.
     """
+    if _being_deleted(runtime, body):
+        return _nothing_written(body)
     now, stamp = _now()
     result = from_synced(runtime.sync_context, body)
     if result is None:
@@ -117,12 +146,18 @@ def run_rollout_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome
     return CycleOutcome(result, list(rollout.events), rollout.wake_in, _write_status(runtime, meta, current, patch))
 
 
-def release_target(runtime: Runtime, body: Mapping[str, Any]) -> str:
-    """Carry out the deletion policy for a BotSecret that is going away."""
+def release_secret(core: Any, body: Mapping[str, Any]) -> str:
+    """Carry out the deletion policy for a BotSecret that is going away; answers what was done."""
     meta = body["metadata"]
     try:
         spec = parse_spec(body.get("spec") or {}, name=meta["name"])
     except InvalidSpec:
         return "spec invalid; Secret left alone"
     owner = secrets.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
-    return secrets.release(runtime.core, owner, spec.target)
+    return secrets.release(core, owner, spec.target)
+
+
+def release_target(runtime: Runtime, body: Mapping[str, Any]) -> str:
+    """Release's part, under the BotSecret's lock: from now on no cycle writes for it."""
+    runtime.released.add(str(body["metadata"].get("uid", "")))
+    return release_secret(runtime.core, body)

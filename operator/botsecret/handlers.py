@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from .cycle import FORCE_SYNC_ANNOTATION, release_target, run_cycle, run_rollout_cycle
+from .cycle import FINALIZER, FORCE_SYNC_ANNOTATION, release_target, run_cycle, run_rollout_cycle
 from .reconcile import SyncResult
 from .resolve import store_key, stores_used
 from .runtime import OperatorConfig, Runtime
@@ -36,14 +36,18 @@ T = TypeVar("T")
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # Every BotSecret gets this finalizer: kopf requires one for objects with a daemon, so that it
+    # can stop the daemon before the object goes (kopf.daemon hard-codes requires_finalizer).
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration")
     settings.scanning.disabled = True  # no list/watch on CRDs and namespaces needed
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 16
-    memo.runtime = runtime = await asyncio.to_thread(Runtime.start, OperatorConfig.from_environment())
+    if "runtime" not in memo:  # `botsecret run` starts it before kopf, to fail in one clear line
+        memo.runtime = await asyncio.to_thread(Runtime.start, OperatorConfig.from_environment())
+    runtime: Runtime = memo.runtime
     memo.store_watch = watch = StoreWatch(runtime.api, runtime.pool, runtime.stores, runtime.dependents)
     memo.store_watch_task = asyncio.create_task(watch.run())
 
@@ -196,6 +200,8 @@ async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: floa
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def release(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    # Under the lock, release_target marks the BotSecret released: a cycle that gets the lock
+    # afterwards writes nothing (cycle._being_deleted).
     snapshot: dict[str, Any] = json.loads(json.dumps(dict(body)))
     try:
         outcome = await asyncio.to_thread(_locked, _lock(memo), release_target, memo.runtime, snapshot)

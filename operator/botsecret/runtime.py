@@ -9,6 +9,8 @@ import base64
 import datetime
 import os
 import secrets as random_secrets
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +22,51 @@ from .dependents import Dependents
 from .reconcile import SyncContext
 from .resolve import StoreLookup
 
-__all__ = ["HMAC_KEY_SECRET", "OperatorConfig", "Runtime", "load_or_create_hmac_key"]
+__all__ = [
+    "HMAC_KEY_SECRET",
+    "OperatorConfig",
+    "OperatorNamespaceMissing",
+    "Released",
+    "Runtime",
+    "load_or_create_hmac_key",
+]
 
 HMAC_KEY_SECRET = "botsecret-operator-hmac-key"
+
+
+class OperatorNamespaceMissing(Exception):
+    """The namespace for the operator's own HMAC key Secret does not exist."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(
+            f"the operator's namespace {namespace!r} does not exist: create it "
+            f"(kubectl create namespace {namespace}) or name an existing one with --operator-namespace "
+            "(or the environment variable BOTSECRET_NAMESPACE, else POD_NAMESPACE)")
+        self.namespace = namespace
+
+
+class Released:
+    """UIDs of the BotSecrets whose Secret has been released, so that no later cycle writes for them.
+
+    A cycle can only come after release while its daemon still lives, which kopf ends a few
+    seconds after the deletion; an hour is ample, and keeps the record from growing for ever.
+    """
+
+    KEEP_SECONDS = 3600.0
+
+    def __init__(self) -> None:
+        self._at: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, uid: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._at = {u: t for u, t in self._at.items() if now - t < self.KEEP_SECONDS}
+            self._at[uid] = now
+
+    def has(self, uid: str) -> bool:
+        with self._lock:
+            return uid in self._at
 
 
 def _names(text: str | None) -> frozenset[str]:
@@ -73,6 +117,8 @@ def load_or_create_hmac_key(core: Any, namespace: str) -> bytes:
     try:
         core.create_namespaced_secret(namespace, body)
     except ApiException as e:
+        if e.status == 404:  # a create answers 404 only for a missing namespace
+            raise OperatorNamespaceMissing(namespace) from None
         if e.status != 409:
             raise
         # Another replica won the race; use its key.
@@ -88,6 +134,7 @@ class Runtime:
     pool: ProviderPool = field(repr=False)
     stores: StoreLookup = field(repr=False)
     dependents: Dependents = field(default_factory=lambda: Dependents(), repr=False)
+    released: Released = field(default_factory=Released, repr=False)
     started_at: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     @classmethod

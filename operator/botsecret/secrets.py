@@ -7,6 +7,7 @@ removes only the keys this operator applied, and a drifted key is taken back on 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "MANAGED_BY_LABEL",
     "OWNER_LABEL",
     "Owner",
+    "Refused",
     "TargetConflict",
     "apply",
     "check_ownership",
@@ -71,23 +73,34 @@ def live_data(secret: Any) -> dict[str, bytes]:
 
 
 def check_ownership(secret: Any | None, owner: Owner, target: Target) -> None:
-    """Refuse a Secret this BotSecret may not write; ``Merge`` may add keys to any plain Secret."""
+    """Refuse a Secret this BotSecret may not write; ``Merge`` may add keys to any plain Secret.
+
+    A Secret labelled as the operator's is this BotSecret's only if its owner label names this
+    BotSecret: one without that label (the operator's own HMAC key Secret, a leftover, a lookalike)
+    is nobody's to take, whatever the policy.
+    """
     if secret is None:
         return
     if secret.type in FORBIDDEN_TARGET_TYPES:
         raise TargetConflict(f"Secret {target.name!r} is of type {secret.type}, which the cluster fills in itself")
     labels = secret.metadata.labels or {}
-    managed_by_us = labels.get(MANAGED_BY_LABEL) == MANAGED_BY
-    other_botsecret = managed_by_us and labels.get(OWNER_LABEL) not in (None, owner.name)
-    if other_botsecret:
-        raise TargetConflict(
-            f"Secret {target.name!r} is already managed by BotSecret {labels.get(OWNER_LABEL)!r}")
-    if secret.type != target.type and target.creation_policy == "Merge":
-        raise TargetConflict(f"Secret {target.name!r} has type {secret.type}, not {target.type}")
-    if not managed_by_us and target.creation_policy != "Merge":
+    if labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
+        named = labels.get(OWNER_LABEL)
+        if named is None:
+            raise TargetConflict(
+                f"Secret {target.name!r} is labelled {MANAGED_BY_LABEL}={MANAGED_BY} but names no BotSecret "
+                f"in {OWNER_LABEL}; it is not this BotSecret's")
+        if named != owner.name:
+            raise TargetConflict(f"Secret {target.name!r} is already managed by BotSecret {named!r}")
+        controller = next((r for r in secret.metadata.owner_references or [] if r.controller), None)
+        if controller is not None and (controller.kind, controller.name) != (owner.kind, owner.name):
+            raise TargetConflict(f"Secret {target.name!r} is controlled by {controller.kind} {controller.name!r}")
+    elif target.creation_policy != "Merge":
         raise TargetConflict(
             f"Secret {target.name!r} exists and is not managed by botsecret-operator; "
             "set spec.target.creationPolicy: Merge to add keys to it")
+    if secret.type != target.type and target.creation_policy == "Merge":
+        raise TargetConflict(f"Secret {target.name!r} has type {secret.type}, not {target.type}")
 
 
 def needs_write(secret: Any | None, owner: Owner, target: Target, data: Mapping[str, SecretValue]) -> bool:
@@ -99,7 +112,7 @@ def needs_write(secret: Any | None, owner: Owner, target: Target, data: Mapping[
         return True
     if target.creation_policy == "Merge":
         return False
-    if set(live) != set(data):
+    if secret.type != target.type or set(live) != set(data):
         return True
     labels, annotations = secret.metadata.labels or {}, secret.metadata.annotations or {}
     if any(labels.get(k) != v for k, v in _labels(owner, target).items()):
@@ -133,12 +146,46 @@ def _manifest(owner: Owner, target: Target, data: Mapping[str, SecretValue]) -> 
     return manifest
 
 
+class Refused(ApiException):
+    """The apiserver would not accept the Secret as the spec wants it; the live one was kept."""
+
+
+def _refused_fields(error: ApiException) -> list[str]:
+    # Field paths such as data[tls.crt] name keys, never values; the messages may quote input.
+    try:
+        causes = json.loads(error.body or "{}").get("details", {}).get("causes") or []
+    except (ValueError, AttributeError):
+        return []
+    return sorted({str(c["field"]) for c in causes if isinstance(c, dict) and c.get("field")})
+
+
+def _replace(core: Any, secret: Any, owner: Owner, target: Target, data: Mapping[str, SecretValue]) -> None:
+    """Give the Secret a new type. The type is immutable, so that means delete and create; a dry-run
+    create under another name asks the apiserver first, so a Secret it would refuse never costs
+    the consumers the one they have."""
+    manifest = _manifest(owner, target, data)
+    probe = {**manifest, "metadata": {**manifest["metadata"], "generateName": "botsecret-type-check-"}}
+    del probe["metadata"]["name"]
+    try:
+        core.create_namespaced_secret(owner.namespace, probe, dry_run="All")
+    except ApiException as e:
+        fields = _refused_fields(e)
+        raise Refused(status=e.status, reason=(
+            f"{e.reason}: refused as type {target.type}" + (f" ({', '.join(fields)})" if fields else "")
+            + f"; the Secret of type {secret.type} is kept")) from None
+    # Preconditions: never delete a Secret that changed since it was checked.
+    core.delete_namespaced_secret(target.name, owner.namespace, body={"preconditions": {
+        "uid": secret.metadata.uid, "resourceVersion": secret.metadata.resource_version}})
+    core.patch_namespaced_secret(
+        target.name, owner.namespace, manifest, field_manager=owner.field_manager, force=True, _content_type=APPLY,
+    )
+
+
 def apply(core: Any, secret: Any | None, owner: Owner, target: Target, data: Mapping[str, SecretValue]) -> None:
     """Create or update the Secret so that it holds ``data``; the caller has checked ownership."""
     if secret is not None and secret.type != target.type and target.creation_policy != "Merge":
-        # The type of a Secret is immutable; this one is ours, so replace it.
-        core.delete_namespaced_secret(target.name, owner.namespace)
-        secret = None
+        _replace(core, secret, owner, target, data)
+        return
     foreign = set(live_data(secret)) - set(data) if secret is not None else set()
     if foreign and target.creation_policy != "Merge":
         # Keys someone else added to a Secret we own; an apply would leave them, as they have

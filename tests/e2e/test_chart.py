@@ -16,8 +16,11 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from tests.harness import botsecrets as bs
+from tests.harness.aws import MotoServer
 from tests.harness.cluster import ControlPlane
 from tests.harness.cluster_fixtures import Kube
+from tests.harness.leaks import secret_value
 
 pytestmark = pytest.mark.packaging
 
@@ -190,6 +193,25 @@ def test_roles_for_people_equal_the_manifests_and_can_be_left_out(
     assert render(helm, "--set", "rbac.aggregateToDefaultRoles=false", people=True) == []
 
 
+def test_uninstall_hook_is_opt_in_and_runs_botsecret_uninstall_as_the_operator(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    assert not [d for d in render(helm) if d["kind"] == "Job"], "the hook is off by default"
+    docs = render(helm, "--set", "uninstallHook.enabled=true", "--set", "watchNamespaces={a,b}")
+    job = one(docs, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    assert "hook-succeeded" in job["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
+    assert pod["restartPolicy"] == "Never"
+    [container] = pod["containers"]
+    assert container["args"][:2] == ["uninstall", "--yes"] and flag_values(container["args"], "-n") == ["a", "b"]
+    assert container["image"] == operator_container(docs)["image"]
+    assert container["securityContext"] == operator_container(docs)["securityContext"]
+    rules = one(docs, "ClusterRole")["rules"]
+    assert any("botsecrets" in r["resources"] and "delete" in r["verbs"] for r in rules), "uninstall deletes BotSecrets"
+
+
 @pytest.mark.parametrize(("setting", "field"), [
     ("logFormat=xml", "logFormat"),
     ("metrics.port=abc", "metrics/port"),
@@ -246,7 +268,7 @@ def release(kube: Kube, cluster: ControlPlane) -> Iterator[tuple[str, str]]:
 
 def test_install_and_uninstall_on_the_apiserver(
     helm: Callable[..., subprocess.CompletedProcess[str]], cluster: ControlPlane, kube: Kube,
-    namespace: str, release: tuple[str, str],
+    namespace: str, release: tuple[str, str], operator: Any, aws: MotoServer,
 ) -> None:
     name, release_ns = release
     fullname = f"{name}-botsecret-operator"
@@ -272,11 +294,15 @@ def test_install_and_uninstall_on_the_apiserver(
     status = helm("status", name, "--namespace", release_ns, *kubeconfig).stdout
     assert "STATUS: deployed" in status
 
-    # A Secret the operator made (as far as labels go) lives on in another namespace.
-    made = kube.core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "bot-credentials", "labels": {"app.kubernetes.io/managed-by": "botsecret-operator"}},
-        "stringData": {"token": "not-a-test-value"},
-    })
+    # A Secret the operator (the test's, running beside the release) synced lives on in another namespace.
+    value = secret_value("chart")
+    aws.client().create_secret(Name=f"{namespace}/k", SecretString=value)
+    bs.create(kube, namespace, "bot", {"sources": [bs.aws_source(kube, namespace, aws.endpoint)],
+                                       "data": [{"key": "K", "remoteRef": {"name": f"{namespace}/k"}}],
+                                       "target": {"name": "bot-credentials"}})
+    bs.wait_ready(kube, namespace, "bot", reason="Synced")
+    made = kube.core.read_namespaced_secret("bot-credentials", namespace)
+    assert made.metadata.labels["botsecret.dev/botsecret"] == "bot", "a Secret the operator made"
 
     helm("uninstall", name, "--namespace", release_ns, *kubeconfig)
     wait_gone(lambda: kube.apps.read_namespaced_deployment(fullname, release_ns), "the Deployment")
@@ -287,4 +313,6 @@ def test_install_and_uninstall_on_the_apiserver(
     kept = kube.core.read_namespaced_secret("bot-credentials", namespace)
     assert kept.metadata.uid == made.metadata.uid
     assert kept.metadata.deletion_timestamp is None
+    assert bs.secret_data(kube, namespace, "bot-credentials") == {"K": value.encode()}
+    assert not bs.gone(kube, namespace, "bot"), "without the opt-in hook, helm uninstall keeps the BotSecrets"
     assert crd_exists(kube), "helm never deletes the CRDs of crds/; BotSecrets and their Secrets stay"

@@ -143,6 +143,9 @@ class ControlPlane:
             f"--tls-cert-file={serving[0]}", f"--tls-private-key-file={serving[1]}",
             f"--client-ca-file={ca.cert_path}",
             "--authorization-mode=RBAC",
+            # On by default in OpenShift and hardened clusters: setting blockOwnerDeletion needs
+            # update on the owner's finalizers subresource.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             f"--service-account-issuer={self.server}",
             f"--service-account-key-file={sa_pub}", f"--service-account-signing-key-file={sa_key}",
             "--service-cluster-ip-range=10.96.0.0/24",

@@ -25,3 +25,19 @@ def test_version_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as bad:
         main(["frobnicate"])
     assert bad.value.code == 2
+
+
+def test_run_help_names_the_operator_namespace_flag_and_its_variables(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    for word in ("--operator-namespace", "BOTSECRET_NAMESPACE", "POD_NAMESPACE", "botsecret-system"):
+        assert word in out, word
+
+
+def test_uninstall_is_a_command_that_needs_yes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["uninstall", "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "--yes" in out and "deletionPolicy" in out
