@@ -21,6 +21,7 @@ from tests.harness.cluster import ControlPlane
 from tests.harness.cluster_fixtures import Kube, kube_for
 from tests.harness.leaks import secret_value
 from tests.harness.operator_process import OPERATOR_NAMESPACE, OperatorProcess, install_crd, operator_kubeconfig
+from tests.harness.stores import file_inline_sources
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.lifecycle
@@ -76,8 +77,9 @@ def _synced(kube: Kube, namespace: str, aws: MotoServer, name: str, target: dict
     value = _remote(aws, f"{namespace}/{name}", name)
     body = {"apiVersion": "botsecret.dev/v1alpha1", "kind": "BotSecret",
             "metadata": {"name": name, "finalizers": finalizers or []},
-            "spec": {"sources": [bs.aws_source(kube, namespace, aws.endpoint, name=f"aws-{name}")], "target": target,
-                     "data": [{"key": "K", "remoteRef": {"name": f"{namespace}/{name}"}}]}}
+            "spec": file_inline_sources(kube, namespace, {
+                "sources": [bs.aws_source(kube, namespace, aws.endpoint, name=f"aws-{name}")], "target": target,
+                "data": [{"key": "K", "remoteRef": {"name": f"{namespace}/{name}"}}]})}
     kube.custom.create_namespaced_custom_object("botsecret.dev", "v1alpha1", namespace, "botsecrets", body)
     return value, bs.wait_ready(kube, namespace, name, reason="Synced")
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .loopback import LoopbackServer, QuietHandler, forward
 from .waiting import wait_for
 
 
@@ -24,7 +22,7 @@ class Arrival:
     throttled: bool
 
 
-class ThrottlingProxy:
+class ThrottlingProxy(LoopbackServer):
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.throttling = False
@@ -34,7 +32,7 @@ class ThrottlingProxy:
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 throttled = proxy.throttling
@@ -45,13 +43,7 @@ class ThrottlingProxy:
                                                            "message": "Rate exceeded"}).encode(),
                                  "application/x-amz-json-1.1", proxy.retry_after)
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                request = urllib.request.Request(proxy.upstream + self.path, data=body, headers=headers, method="POST")
-                try:
-                    with urllib.request.urlopen(request, timeout=10) as response:
-                        status, payload, kind = response.status, response.read(), response.headers.get("Content-Type")
-                except urllib.error.HTTPError as e:
-                    status, payload, kind = e.code, e.read(), e.headers.get("Content-Type")
+                status, payload, kind = forward(proxy.upstream, self, body)
                 self._answer(status, payload, kind or "application/x-amz-json-1.1", None)
 
             def _answer(self, status: int, payload: bytes, kind: str, retry_after: str | None) -> None:
@@ -63,22 +55,7 @@ class ThrottlingProxy:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
     def arrivals(self, *, since: float = 0.0, throttled: bool | None = None) -> list[Arrival]:
         with self._lock:
