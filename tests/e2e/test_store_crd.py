@@ -17,8 +17,9 @@ from kubernetes.client.exceptions import ApiException
 
 from botsecret.spec import InvalidSpec
 from botsecret.stores import parse_store
-from tests.e2e.test_crd import _DELETE, _both, _set, botsecret_crd  # noqa: F401 - fixture
+from tests.e2e.test_crd import _DELETE, _both, _kubectl, _set, botsecret_crd  # noqa: F401 - fixture
 from tests.harness.cluster_fixtures import Kube
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.tenancy
 
@@ -183,3 +184,16 @@ def test_invalid_store_is_refused_naming_the_field(
             (invalid.value.field, field_path)
     else:
         parse_store(kind, body)  # type: ignore[arg-type]
+
+
+def test_kubectl_explains_and_lists_stores(cluster: Any, kube: Kube, botsecret_crd: dict[str, Any],  # noqa: F811
+                                          namespace: str) -> None:
+    explained = wait_for(lambda: (r := _kubectl(cluster, "explain", "botsecretstore.spec.provider.vault"))
+                         .returncode == 0 and r)
+    assert "caSecretRef" in explained.stdout and "serviceAccountName" in explained.stdout
+    cluster_explained = _kubectl(cluster, "explain", "clusterbotsecretstore.spec.conditions")
+    assert cluster_explained.returncode == 0 and "namespaceSelector" in cluster_explained.stdout
+    _create(kube, namespace, _body("BotSecretStore", "listed", PROVIDERS["vault"]))
+    listed = _kubectl(cluster, "get", "bss", "-n", namespace)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split("\n")[0].split() == ["NAME", "READY", "REASON", "AGE"]
