@@ -106,6 +106,7 @@ def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
         result = sync(runtime.sync_context, body)
         rollout = _rollout_step(runtime, body, result, now)
     metrics.SYNCS.labels(result.reason).inc()
+    metrics.sync_outcome(body["metadata"]["namespace"], body["metadata"]["name"], result.ready)
     if result.written:
         metrics.SECRET_WRITES.inc()
 
@@ -160,4 +161,5 @@ def release_secret(core: Any, body: Mapping[str, Any]) -> str:
 def release_target(runtime: Runtime, body: Mapping[str, Any]) -> str:
     """Release's part, under the BotSecret's lock: from now on no cycle writes for it."""
     runtime.released.add(str(body["metadata"].get("uid", "")))
+    metrics.forget(body["metadata"].get("namespace", ""), body["metadata"].get("name", ""))
     return release_secret(runtime.core, body)

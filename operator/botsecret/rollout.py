@@ -346,6 +346,7 @@ def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]
             continue
         entry["finishedAt"] = _iso(now)
         if phase == "Failed":
+            metrics.ROLLOUT_FAILURES.labels(workload.kind).inc()
             outcome.events.append(("Warning", "RolloutFailed", f"{_name(workload)}: {message}"))
             outcome.wake(FAILED_RECHECK)
 
