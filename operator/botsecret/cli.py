@@ -7,6 +7,8 @@ import os
 import sys
 
 from . import __version__
+from .cli_check import add_check, add_render
+from .cli_status import add_rotate, add_status, add_sync
 
 RUN_ENVIRONMENT = """\
 environment:
@@ -150,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="only this namespace (repeatable); default: all namespaces")
     remove.add_argument("--yes", action="store_true", help="do it (default: only list what would be done)")
     remove.set_defaults(func=_uninstall)
+    add_check(commands)
+    add_render(commands)
+    add_status(commands)
+    add_sync(commands)
+    add_rotate(commands)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
