@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from .assemble import ProviderAnswers
 from .connect import ProviderPool
-from .providers.base import ProviderError
+from .providers.base import ProviderError, Unavailable
 from .resolve import GROUP, VERSION, ResolvedSource, StoreKey, StoreLookup, resolve, store_key
 from .spec import BotSecretSpec, InvalidSpec, parse_spec
 
@@ -65,7 +65,7 @@ class _FileSecrets:
 
     def __getattr__(self, attribute: str) -> Any:
         if self._core is None:
-            raise InputError("a ServiceAccount identity needs a cluster to mint its token: no kubeconfig found")
+            raise Unavailable("a ServiceAccount identity needs a cluster to mint its token: no kubeconfig found")
         return getattr(self._core, attribute)
 
 

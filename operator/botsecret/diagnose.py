@@ -69,6 +69,9 @@ def fetch_answers(pool: ProviderPool, namespace: str, spec: BotSecretSpec,
             answers[source_name] = pool.get(namespace, source.provider, field).fetch(refs)
         except ProviderError as e:
             answers[source_name] = dict.fromkeys(refs, e)
+        except Exception as e:  # noqa: BLE001 - one row per reference, not a traceback; its text may echo data
+            answers[source_name] = dict.fromkeys(refs, Unavailable(f"source {source_name!r}: unexpected "
+                                                                   f"{type(e).__name__}"))
     return answers
 
 

@@ -179,3 +179,23 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])
     assert done.value.code == 0 and f"usage: botsecret {command}" in capsys.readouterr().out
+
+
+class BrokenPool:
+    """A pool whose client build fails with something that is not a classified error (an
+    unreachable apiserver answers urllib3's MaxRetryError, not an ApiException)."""
+
+    def get(self, namespace: str, provider: Any, field: str) -> Any:
+        raise RuntimeError("connection refused to https://apiserver, body: s3cr3t")
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unexpected_error_is_a_row_of_its_own_not_a_traceback() -> None:
+    from botsecret.diagnose import fetch_answers
+
+    answers = fetch_answers(BrokenPool(), "ns", SPEC, resolved())  # type: ignore[arg-type]
+    rows = check_rows(SPEC, resolved(), answers)
+    assert {r.result for r in rows} == {"Unavailable"}
+    assert all("unexpected RuntimeError" in r.hint and "s3cr3t" not in r.hint for r in rows)
