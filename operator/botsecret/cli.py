@@ -7,6 +7,8 @@ import os
 import sys
 
 from . import __version__
+from .cli_check import add_check, add_render
+from .cli_status import add_rotate, add_status, add_sync
 
 RUN_ENVIRONMENT = """\
 environment:
@@ -57,7 +59,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address)
 
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.json_logs else kopf.LogFormat.FULL)
+    kopf.configure(verbose=args.verbose,
+                   log_format=kopf.LogFormat.JSON if log_format(args) == "json" else kopf.LogFormat.FULL)
     quiet_chatty_libraries()
     namespaces = args.namespace or []
     kopf.run(
@@ -68,6 +71,11 @@ def _run(args: argparse.Namespace) -> int:
         memo=kopf.Memo(runtime=runtime),
     )
     return 0
+
+
+def log_format(args: argparse.Namespace) -> str:
+    """``text`` or ``json``; ``--json-logs`` is the older spelling of ``--log-format json``."""
+    return "json" if args.json_logs else str(args.log_format)
 
 
 def _uninstall(args: argparse.Namespace) -> int:
@@ -122,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="the operator's own namespace, for its HMAC key Secret; it must exist "
                           "(default: $BOTSECRET_NAMESPACE, else $POD_NAMESPACE, else botsecret-system)")
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
-    run.add_argument("--json-logs", action="store_true", help="log in JSON")
+    run.add_argument("--log-format", choices=("text", "json"), default="text",
+                     help="log lines as text (default) or one JSON object per line")
+    run.add_argument("--json-logs", action="store_true", help="the same as --log-format json")
     run.add_argument("--metrics-port", type=int, default=int(os.environ.get("BOTSECRET_METRICS_PORT", "0")),
                      help="serve Prometheus metrics on this port (0: off)")
     run.add_argument("--metrics-address", default="0.0.0.0", help="address for the metrics server")
@@ -142,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="only this namespace (repeatable); default: all namespaces")
     remove.add_argument("--yes", action="store_true", help="do it (default: only list what would be done)")
     remove.set_defaults(func=_uninstall)
+    add_check(commands)
+    add_render(commands)
+    add_status(commands)
+    add_sync(commands)
+    add_rotate(commands)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

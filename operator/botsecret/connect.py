@@ -18,8 +18,9 @@ from kubernetes.client.exceptions import ApiException
 
 from . import secrets
 from .identity import token_source
+from .metered import MeteredProvider
 from .providers.base import AccessDenied, Provider, Unavailable
-from .spec import FORBIDDEN_TARGET_TYPES, AwsSource, GcpSource, ProviderConfig, SecretRef, VaultSource
+from .spec import FORBIDDEN_TARGET_TYPES, AwsSource, GcpSource, ProviderConfig, SecretRef, VaultSource, provider_kind
 
 __all__ = ["CredentialsError", "ProviderPool"]
 
@@ -120,7 +121,7 @@ class ProviderPool:
                 cached = self._clients.get(key)
             if cached is not None and cached[0] == versions:
                 return cached[1]
-            client = self._build(namespace, conf, creds, ca, field)
+            client: Provider = MeteredProvider(self._build(namespace, conf, creds, ca, field), provider_kind(conf))
             with self._lock:
                 replaced = self._clients.get(key)
                 self._clients[key] = (versions, client)

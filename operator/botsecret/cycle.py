@@ -21,14 +21,19 @@ from .status import events_for, rollout_status_patch, status_patch
 __all__ = [
     "FINALIZER",
     "FORCE_SYNC_ANNOTATION",
+    "ROTATE_NOW_ANNOTATION",
     "CycleOutcome",
     "release_secret",
     "release_target",
+    "rotate_now",
     "run_cycle",
     "run_rollout_cycle",
 ]
 
 FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
+# Set to the same value as force-sync (`botsecret rotate --now`): the sync that handles that value
+# restarts without waiting out the debounce. Once handled (status.forceSyncHandled), it is inert.
+ROTATE_NOW_ANNOTATION = "botsecret.dev/rotate-now"
 # kopf's finalizer on every BotSecret (its daemons require one); `botsecret uninstall` removes it.
 FINALIZER = "botsecret.dev/finalizer"
 
@@ -43,14 +48,24 @@ class CycleOutcome:
     status: dict[str, Any] = field(default_factory=dict)
 
 
+def rotate_now(body: Mapping[str, Any]) -> bool:
+    """Whether this cycle handles a `rotate --now`: its force-sync value is new and the rotate-now
+    annotation names the same value."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    wanted = annotations.get(ROTATE_NOW_ANNOTATION)
+    return (wanted is not None and wanted == annotations.get(FORCE_SYNC_ANNOTATION)
+            and (body.get("status") or {}).get("forceSyncHandled") != wanted)
+
+
 def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
-                  now: datetime.datetime) -> RolloutOutcome | None:
+                  now: datetime.datetime, *, skip_debounce: bool = False) -> RolloutOutcome | None:
     if result.spec is None or not result.spec.rollout_targets:
         return None
     workloads = Workloads(runtime.api, body["metadata"]["namespace"])
     try:
         key = namespace_key(runtime.hmac_key, body["metadata"]["namespace"])
-        return advance(workloads, key, body.get("status") or {}, result, now, botsecret=body["metadata"]["name"])
+        return advance(workloads, key, body.get("status") or {}, result, now, botsecret=body["metadata"]["name"],
+                       skip_debounce=skip_debounce)
     except ApiException as e:
         # Nothing was recorded as restarted; the next cycle tries again.
         outcome = RolloutOutcome(entries=list((body.get("status") or {}).get("rollout") or []),
@@ -104,8 +119,9 @@ def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
     now, stamp = _now()
     with metrics.SYNC_SECONDS.time():
         result = sync(runtime.sync_context, body)
-        rollout = _rollout_step(runtime, body, result, now)
+        rollout = _rollout_step(runtime, body, result, now, skip_debounce=rotate_now(body))
     metrics.SYNCS.labels(result.reason).inc()
+    metrics.sync_outcome(body["metadata"]["namespace"], body["metadata"]["name"], result.ready)
     if result.written:
         metrics.SECRET_WRITES.inc()
 
@@ -160,4 +176,5 @@ def release_secret(core: Any, body: Mapping[str, Any]) -> str:
 def release_target(runtime: Runtime, body: Mapping[str, Any]) -> str:
     """Release's part, under the BotSecret's lock: from now on no cycle writes for it."""
     runtime.released.add(str(body["metadata"].get("uid", "")))
+    metrics.forget(body["metadata"].get("namespace", ""), body["metadata"].get("name", ""))
     return release_secret(runtime.core, body)

@@ -176,8 +176,11 @@ def _name(workload: Workload) -> str:
 
 
 def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], result: SyncResult,
-            now: datetime.datetime, *, botsecret: str) -> RolloutOutcome:
-    """One step of the rollout state machine after a sync. Restarts only after a successful sync."""
+            now: datetime.datetime, *, botsecret: str, skip_debounce: bool = False) -> RolloutOutcome:
+    """One step of the rollout state machine after a sync. Restarts only after a successful sync.
+
+    ``skip_debounce`` (``botsecret rotate --now``) treats the debounce as elapsed for this step; a
+    rollout still in progress is still waited for."""
     spec = result.spec
     outcome = RolloutOutcome(key_id=key_id(hmac_key))
     if spec is None or not spec.rollout_targets:
@@ -222,7 +225,7 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
         ready_at = _due_at(pending, spec.debounce_seconds)
         busy = [w for w, _, _ in due if entries[(w.kind, w.name)].get("phase") == "Progressing" and not w.paused
                 and entries[(w.kind, w.name)].get("startedAt")]
-        if now < ready_at:
+        if now < ready_at and not skip_debounce:
             outcome.wake((ready_at - now).total_seconds())
         elif busy:
             # One rollout at a time, so pods never run half-rotated data; the wait is bounded by
@@ -346,6 +349,7 @@ def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]
             continue
         entry["finishedAt"] = _iso(now)
         if phase == "Failed":
+            metrics.ROLLOUT_FAILURES.labels(workload.kind).inc()
             outcome.events.append(("Warning", "RolloutFailed", f"{_name(workload)}: {message}"))
             outcome.wake(FAILED_RECHECK)
 

@@ -14,7 +14,7 @@ from typing import Any
 import hvac
 import pytest
 
-from botsecret.providers.base import AccessDenied, NotFound, RemoteRef, Unavailable
+from botsecret.providers.base import AccessDenied, NotFound, RemoteRef, TlsError, Unavailable
 from botsecret.providers.vault import VaultProvider
 from botsecret.spec import VaultSource
 from tests.harness import botsecrets as bs
@@ -235,7 +235,7 @@ def test_tls_with_ca_bundle_and_no_temp_dir(tls_vault: tuple[str, Path], tmp_pat
                             insecure_skip_verify=True)
     try:
         assert fetched(trusting.fetch([RemoteRef(name)])[RemoteRef(name)]).value.reveal() == canonical(data)
-        with pytest.raises(Unavailable, match="SSLError"):
+        with pytest.raises(TlsError, match="SSLError"):
             untrusting.fetch([RemoteRef(name)])
         assert fetched(insecure.fetch([RemoteRef(name)])[RemoteRef(name)]).value.reveal() == canonical(data)
     finally:
@@ -254,7 +254,7 @@ def test_a_wrong_ca_is_refused_even_with_the_right_one_in_the_environment(
     other_ca = CertificateAuthority(tmp_path / "other").cert_path.read_text()
     p = provider_for(address, ca_bundle=other_ca)
     try:
-        with pytest.raises(Unavailable, match="SSLError"):
+        with pytest.raises(TlsError, match="TLS handshake failed"):
             p.fetch([RemoteRef(name)])
     finally:
         p.close()

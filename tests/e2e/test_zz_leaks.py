@@ -4,7 +4,8 @@ Every value the tests put into a provider is unique and recorded (tests/harness/
 scans what the cluster and the operator produced: every BotSecret (annotations, labels, status),
 every event, the metadata of every Secret, every workload, pod and ConfigMap (of namespaces still
 there, and of those captured before a test deleted them), the operator's whole log output and
-metrics, and the control plane's logs with the apiserver's audit log, which holds the body of
+metrics, the output of every `botsecret` command the tests ran (but render's values), and the
+control plane's logs with the apiserver's audit log, which holds the body of
 every write the operator made to anything but a Secret. Each value is searched as itself,
 JSON-escaped and base64-encoded (tests/harness/leaks.py).
 """
@@ -31,7 +32,8 @@ OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:botsecret-operator"
 
 def operator_texts(artifacts: Path) -> dict[str, str]:
     """The operator's output, and the control plane's logs (apiserver audit log included)."""
-    logs = [*artifacts.glob("operator*.log"), *(artifacts / "cluster").glob("*.log")]
+    logs = [*artifacts.glob("operator*.log"), *(artifacts / "cluster").glob("*.log"),
+            *(artifacts / "cli").glob("*.log")]
     return {f"log {p.relative_to(artifacts)}": p.read_text(errors="replace") for p in logs}
 
 
@@ -106,5 +108,7 @@ def test_no_test_value_leaks_into_the_cluster_or_the_operator_output(
     assert any(k.startswith("log cluster/audit") for k in texts), "the apiserver's audit log was not found"
     assert any(k.startswith("botsecret ") for k in texts), "no BotSecret was scanned"
     assert any(k.startswith("event ") for k in texts), "no event was scanned"
+    if (artifacts / "cli").is_dir():
+        assert any(k.startswith("log cli/") for k in texts), "the botsecret commands' output was not scanned"
     print(f"leak scan: {len(values)} values against {len(texts)} objects and logs")
     assert find_leaks(texts, values) == []

@@ -16,17 +16,17 @@ import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError, SSLError
 
 from .. import metrics
 from ..spec import AwsSource
 from ..values import SecretValue
-from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, Unavailable
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, TlsError, Unavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["AwsCredentials", "AwsProvider", "WebIdentity"]
+__all__ = ["AwsCredentials", "AwsProvider", "WebIdentity", "known_region"]
 
 BATCH_SIZE = 20  # the most ids BatchGetSecretValue takes in one SecretIdList
 CURRENT = "AWSCURRENT"
@@ -311,6 +311,8 @@ def _classify_code(code: str, provider_message: str, what: str) -> ProviderError
 def _classify_transport(exc: BotoCoreError, what: str) -> ProviderError:
     if isinstance(exc, NoCredentialsError):
         return AccessDenied(f"no AWS credentials found for reading secret {what}")
+    if isinstance(exc, SSLError):
+        return TlsError(f"AWS Secrets Manager: TLS handshake failed reading secret {what}")
     return Unavailable(f"AWS Secrets Manager unreachable reading secret {what} ({type(exc).__name__})")
 
 
@@ -319,3 +321,12 @@ def _seconds(header: str | None, default: float) -> float:
         return max(0.0, float(header)) if header else default
     except ValueError:
         return default
+
+
+def known_region(region: str) -> bool:
+    """Whether Secrets Manager has the region in any AWS partition, by botocore's endpoint data.
+    An endpoint override (moto, LocalStack, a VPC endpoint) accepts any region name, and a
+    region's data lives only in that region, so a typo there reads as "not found"."""
+    session = botocore.session.get_session()
+    return any(region in session.get_available_regions("secretsmanager", partition)
+               for partition in session.get_available_partitions())

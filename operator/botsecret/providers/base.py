@@ -22,6 +22,7 @@ __all__ = [
     "ProviderError",
     "RemoteRef",
     "Throttled",
+    "TlsError",
     "Unavailable",
 ]
 
@@ -65,6 +66,11 @@ class Unavailable(ProviderError):
 
 class Throttled(Unavailable):
     """The store answered that we ask too often: the next try must come later, not sooner."""
+
+
+class TlsError(Unavailable):
+    """The TLS handshake failed: the server's certificate is not trusted (no or a wrong CA), or
+    the server does not speak TLS. Not a definite answer about the data."""
 
 
 class Provider(Protocol):

@@ -20,7 +20,7 @@ import requests.adapters
 
 from ..spec import VaultSource
 from ..values import SecretValue
-from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, Unavailable
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, TlsError, Unavailable
 from .vault_auth import VaultLogin, static_token
 
 __all__ = ["VaultProvider"]
@@ -84,6 +84,8 @@ class VaultProvider:
         except hvac_errors.VaultError as exc:
             raise Unavailable(f"Vault at {self._source.address} failed the token lookup "
                               f"({type(exc).__name__})") from None
+        except requests.exceptions.SSLError:
+            raise _tls_failed(self._source.address, "the token lookup") from None
         except requests.RequestException as exc:
             raise Unavailable(f"Vault at {self._source.address} unreachable ({type(exc).__name__})") from None
         return "logged in"
@@ -100,6 +102,8 @@ class VaultProvider:
         except (hvac_errors.VaultDown, hvac_errors.VaultNotInitialized) as exc:
             # Sealed or uninitialised: every other path would answer the same.
             raise Unavailable(f"Vault at {self._source.address} is {_state(exc)} reading {what}") from None
+        except requests.exceptions.SSLError:
+            raise _tls_failed(self._source.address, f"reading {what}") from None
         except requests.RequestException as exc:
             raise Unavailable(
                 f"Vault at {self._source.address} unreachable reading {what} ({type(exc).__name__})"
@@ -189,6 +193,12 @@ def _classify(exc: hvac_errors.VaultError, what: str) -> ProviderError:
 
 def _state(exc: hvac_errors.VaultError) -> str:
     return "not initialised" if isinstance(exc, hvac_errors.VaultNotInitialized) else "sealed or down"
+
+
+def _tls_failed(address: str, doing: str) -> TlsError:
+    # The SSL error's text names the certificate, not data; it is still not repeated.
+    return TlsError(f"Vault at {address}: TLS handshake failed {doing} (SSLError: server certificate not "
+                    "trusted, or the server does not speak TLS)")
 
 
 def _ca_context(pem: str, what: str) -> ssl.SSLContext:

@@ -14,7 +14,7 @@ import hvac.exceptions as hvac_errors
 import requests
 
 from .. import metrics
-from .base import AccessDenied, Unavailable
+from .base import AccessDenied, TlsError, Unavailable
 
 __all__ = ["VaultLogin", "approle_login", "kubernetes_login", "static_token"]
 
@@ -61,6 +61,9 @@ class _MethodLogin:
             raise AccessDenied(f"Vault refused the login ({self._describe})") from None
         except hvac_errors.VaultError as exc:
             raise Unavailable(f"Vault login failed ({self._describe}; {type(exc).__name__})") from None
+        except requests.exceptions.SSLError:
+            raise TlsError(f"Vault login: TLS handshake failed ({self._describe}; SSLError: server certificate "
+                           "not trusted, or the server does not speak TLS)") from None
         except requests.RequestException as exc:
             raise Unavailable(f"Vault unreachable for login ({self._describe}; {type(exc).__name__})") from None
         metrics.PROVIDER_LOGINS.labels("vault").inc()
