@@ -22,6 +22,7 @@ from .resolve import ResolvedSource, StoreLookup, resolve
 from .scheduling import Retry
 from .spec import BotSecretSpec, InvalidSpec, VaultSource, parse_spec, provider_kind
 from .stores import plain_http_addresses
+from .templating import TemplateFailed, render
 from .values import SecretValue
 
 __all__ = ["SyncContext", "SyncResult", "from_synced", "keys_synced", "sync"]
@@ -146,9 +147,17 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
     if built.missing_required:
         return SyncResult(False, "MissingKeys", "missing: " + built.explain(built.missing_required), target_name,
                           spec=spec)
-    if built.size > SECRET_SIZE_LIMIT:
+    data, origins = dict(built.data), built.origins
+    if spec.target.template is not None:
+        try:
+            data, origins = _templated(spec, data, origins)
+        except TemplateFailed as e:
+            # The last good Secret stays; only a spec edit can fix a template.
+            return SyncResult(False, "TemplateError", str(e), target_name, spec=spec)
+    size = sum(len(k.encode()) + v.size for k, v in data.items())
+    if size > SECRET_SIZE_LIMIT:
         return SyncResult(False, "DataTooLarge",
-                          f"the data is {built.size} bytes; a Secret holds at most {SECRET_SIZE_LIMIT}",
+                          f"the data is {size} bytes; a Secret holds at most {SECRET_SIZE_LIMIT}",
                           target_name, spec=spec)
 
     owner = secrets.Owner(name=name, namespace=namespace, uid=meta.get("uid", ""))
@@ -156,24 +165,33 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
         live = secrets.read(ctx.core, namespace, target_name)
         secrets.check_ownership(live, owner, spec.target)
         before = secrets.live_data(live) if live is not None else {}
-        written = secrets.needs_write(live, owner, spec.target, built.data)
+        written = secrets.needs_write(live, owner, spec.target, data)
         if written:
-            secrets.apply(ctx.core, live, owner, spec.target, built.data)
+            secrets.apply(ctx.core, live, owner, spec.target, data)
     except secrets.TargetConflict as e:
         return SyncResult(False, "TargetConflict", str(e), target_name, spec=spec)
     except ApiException as e:
         return SyncResult(False, "WriteFailed", f"Secret {target_name!r}: HTTP {e.status} {e.reason}",
                           target_name, spec=spec)
 
-    changed = tuple(sorted(k for k, v in built.data.items() if before.get(k) != v.reveal()))
-    message = keys_synced(len(built.data), target_name)
+    changed = tuple(sorted(k for k, v in data.items() if before.get(k) != v.reveal()))
+    message = keys_synced(len(data), target_name)
     if built.missing:
         message += "; optional keys missing: " + built.explain(built.missing)
     return SyncResult(
-        True, "Synced", message, target_name, origins=built.origins,
-        data_hmac=data_hmac(namespace_key(ctx.hmac_key, namespace), built.data), written=written,
-        changed_keys=changed, spec=spec, data=built.data, warnings=_warnings(resolved),
+        True, "Synced", message, target_name, origins=origins,
+        data_hmac=data_hmac(namespace_key(ctx.hmac_key, namespace), data), written=written,
+        changed_keys=changed, spec=spec, data=data, warnings=_warnings(resolved),
     )
+
+
+def _templated(spec: BotSecretSpec, data: dict[str, SecretValue], origins: tuple[KeyOrigin, ...]
+               ) -> tuple[dict[str, SecretValue], tuple[KeyOrigin, ...]]:
+    assert spec.target.template is not None
+    rendered = render(spec.target.template, data)
+    kept = [o for o in origins if o.key in rendered and o.key not in spec.target.template.data]
+    made = [KeyOrigin(k, "", "", "", template=True) for k in spec.target.template.data]
+    return rendered, tuple(sorted([*kept, *made], key=lambda o: o.key))
 
 
 def from_synced(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult | None:
