@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import metrics, secrets
 from .fingerprint import namespace_key
-from .reconcile import SyncResult, from_synced, sync
+from .reconcile import FORCE_SYNC_ANNOTATION, SyncResult, from_synced, sync
 from .rollout import RolloutOutcome, Workloads, advance
 from .runtime import Runtime
 from .spec import InvalidSpec, parse_spec
@@ -28,7 +28,6 @@ __all__ = [
     "run_rollout_cycle",
 ]
 
-FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
 # kopf's finalizer on every BotSecret (its daemons require one); `botsecret uninstall` removes it.
 FINALIZER = "botsecret.dev/finalizer"
 

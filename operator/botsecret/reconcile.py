@@ -25,7 +25,11 @@ from .stores import plain_http_addresses
 from .templating import TemplateFailed, render
 from .values import SecretValue
 
-__all__ = ["SyncContext", "SyncResult", "from_synced", "keys_synced", "sync"]
+__all__ = [
+    "FORCE_SYNC_ANNOTATION", "SyncContext", "SyncResult", "force_requested", "from_synced", "keys_synced", "sync",
+]
+
+FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
 
 # Reasons an event outside the spec can cure soon: the provider or the apiserver answering again.
 _TRANSIENT = frozenset({"ProviderError", "WriteFailed"})
@@ -60,6 +64,9 @@ class SyncResult:
     warnings: tuple[tuple[str, str], ...] = ()
     # A provider said we ask too often: the next try must come later than the refresh, not sooner.
     throttled: bool = False
+    # Whether the providers were asked (status.syncedAt moves only then); not for CreatedOnce's
+    # cycles that keep the Secret as it is.
+    fetched: bool = True
 
     @property
     def retry(self) -> Retry:
@@ -135,6 +142,14 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
     except InvalidSpec as e:
         return SyncResult(False, "InvalidSpec", str(e))
     target_name = spec.target.name
+    if spec.refresh_policy == "CreatedOnce" and not force_requested(body):
+        try:
+            kept = _created_once(ctx, body, spec)
+        except ApiException as e:
+            return SyncResult(False, "WriteFailed", f"Secret {target_name!r}: HTTP {e.status} {e.reason}",
+                              target_name, spec=spec)
+        if kept is not None:
+            return kept
 
     resolved = resolve(ctx.stores, namespace, spec.sources)
     answers = _fetch_all(ctx, namespace, spec, resolved)
@@ -183,6 +198,38 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
         data_hmac=data_hmac(namespace_key(ctx.hmac_key, namespace), data), written=written,
         changed_keys=changed, spec=spec, data=data, warnings=_warnings(resolved),
     )
+
+
+def force_requested(body: Mapping[str, Any]) -> bool:
+    """Whether the BotSecret carries a force-sync value that no cycle has acted on yet."""
+    value = ((body.get("metadata") or {}).get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
+    return value is not None and value != (body.get("status") or {}).get("forceSyncHandled")
+
+
+def _created_once(ctx: SyncContext, body: Mapping[str, Any], spec: BotSecretSpec) -> SyncResult | None:
+    """refreshPolicy CreatedOnce: once the Secret holds what the last sync wrote (every key status
+    lists), it is never written again and no provider is asked. ``None``: sync as usual (the first
+    time, after the Secret or one of its keys was deleted)."""
+    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    listed = [k for k in status.get("keys") or [] if k.get("key")]
+    if not listed:
+        return None
+    live = secrets.read(ctx.core, meta.get("namespace", ""), spec.target.name)
+    if live is None:
+        return None
+    labels = live.metadata.labels or {}
+    if spec.target.creation_policy != "Merge" and labels.get(secrets.OWNER_LABEL) != meta.get("name"):
+        return None  # not ours (any more): the usual path reports the conflict
+    stored = secrets.live_data(live)
+    if any(k["key"] not in stored for k in listed):
+        return None
+    data = {k["key"]: SecretValue(stored[k["key"]]) for k in listed}
+    origins = tuple(KeyOrigin(k["key"], str(k.get("source", "")), str(k.get("remoteName", "")),
+                              str(k.get("version", "")), template=bool(k.get("template"))) for k in listed)
+    return SyncResult(
+        True, "Synced", f"{keys_synced(len(data), spec.target.name)}; kept as created (refreshPolicy CreatedOnce)",
+        spec.target.name, origins=origins, spec=spec, data=data, fetched=False,
+        data_hmac=data_hmac(namespace_key(ctx.hmac_key, meta.get("namespace", "")), data))
 
 
 def _templated(spec: BotSecretSpec, data: dict[str, SecretValue], origins: tuple[KeyOrigin, ...]

@@ -55,7 +55,7 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
             {"key": o.key, "source": o.source, "remoteName": o.remote_name, "version": o.version}
             for o in result.origins
         ]
-    if result.ready:
+    if result.ready and result.fetched:
         patch["syncedAt"] = now
         if result.written:
             patch["writtenAt"] = now

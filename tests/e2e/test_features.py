@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from dotenv import dotenv_values
 
 from tests.harness import botsecrets as bs
+from tests.harness.aws import MotoServer
 from tests.harness.cluster_fixtures import Kube
 from tests.harness.leaks import secret_value
+from tests.harness.recording_proxy import RecordingProxy
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.features
@@ -93,3 +96,99 @@ def test_a_template_error_is_a_condition_that_names_the_key_and_leaks_nothing(
     assert events and all(e.message == message for e in events)
     shown = json.dumps(body) + "".join(e.message for e in events)
     assert not any(v in shown for v in values.values() if v)
+
+
+# refreshPolicy
+
+@pytest.fixture
+def sm_proxy(aws: MotoServer) -> Iterator[RecordingProxy]:
+    proxy = RecordingProxy(aws.endpoint)
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+def aws_bot(kube: Kube, namespace: str, name: str, source: dict[str, Any], remote: str, **spec: Any) -> None:
+    bs.create(kube, namespace, name, {"sources": [source], "data": [{"key": "TOKEN", "remoteRef": {"name": remote}}],
+                                      "refreshInterval": "5s", **spec})
+
+
+def token(kube: Kube, namespace: str, name: str) -> bytes | None:
+    return (bs.secret_data(kube, namespace, name) or {}).get("TOKEN")
+
+
+def handled_generation(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    """Wait until the operator has run a cycle for the BotSecret's current generation."""
+    def check() -> dict[str, Any] | None:
+        body = bs.get(kube, namespace, name)
+        status = body.get("status") or {}
+        return body if status.get("observedGeneration") == body["metadata"]["generation"] else None
+    return wait_for(check, what=f"BotSecret {name} generation handled")
+
+
+def test_on_change_makes_no_provider_call_between_spec_changes(
+        operator: Any, kube: Kube, namespace: str, aws: MotoServer, sm_proxy: RecordingProxy) -> None:
+    sm = aws.client()
+    periodic, on_change = f"{namespace}/periodic", f"{namespace}/on-change"
+    first = secret_value("on_change_1")
+    sm.create_secret(Name=periodic, SecretString=secret_value("periodic"))
+    sm.create_secret(Name=on_change, SecretString=first)
+    source = bs.aws_source(kube, namespace, sm_proxy.endpoint)
+    # The Periodic BotSecret is the clock: its reads show that refresh intervals went by.
+    aws_bot(kube, namespace, "periodic", source, periodic)
+    aws_bot(kube, namespace, "on-change", source, on_change, refreshPolicy="OnChange")
+    bs.wait_ready(kube, namespace, "periodic")
+    bs.wait_ready(kube, namespace, "on-change")
+    assert token(kube, namespace, "on-change") == first.encode()
+    reads = sm_proxy.reads_of(on_change)
+    assert reads == 1
+
+    second = secret_value("on_change_2")
+    sm.put_secret_value(SecretId=on_change, SecretString=second)
+    clock = sm_proxy.reads_of(periodic)
+    wait_for(lambda: sm_proxy.reads_of(periodic) >= clock + 3, timeout=60, what="three refreshes of the Periodic one")
+    assert sm_proxy.reads_of(on_change) == reads, "OnChange read the provider without a change"
+    assert token(kube, namespace, "on-change") == first.encode()
+
+    bs.patch_spec(kube, namespace, "on-change", {"refreshInterval": "6s"})  # a spec change
+    handled_generation(kube, namespace, "on-change")
+    wait_for(lambda: token(kube, namespace, "on-change") == second.encode(), what="the new value after a spec change")
+    clock = sm_proxy.reads_of(periodic)
+    wait_for(lambda: sm_proxy.reads_of(periodic) >= clock + 2, timeout=60, what="two more refreshes")
+    assert sm_proxy.reads_of(on_change) == reads + 1
+
+    handled = bs.force_sync(kube, namespace, "on-change")
+    wait_for(lambda: (bs.get(kube, namespace, "on-change").get("status") or {}).get("forceSyncHandled") == handled)
+    assert sm_proxy.reads_of(on_change) == reads + 2
+
+
+def test_created_once_never_writes_again_after_a_remote_change(
+        operator: Any, kube: Kube, namespace: str, aws: MotoServer, sm_proxy: RecordingProxy) -> None:
+    sm = aws.client()
+    remote = f"{namespace}/once"
+    first = secret_value("once_1")
+    sm.create_secret(Name=remote, SecretString=first)
+    aws_bot(kube, namespace, "once", bs.aws_source(kube, namespace, sm_proxy.endpoint), remote,
+            refreshPolicy="CreatedOnce")
+    bs.wait_ready(kube, namespace, "once", reason="Synced")
+    assert token(kube, namespace, "once") == first.encode()
+    version = kube.core.read_namespaced_secret("once", namespace).metadata.resource_version
+    reads = sm_proxy.reads_of(remote)
+
+    sm.put_secret_value(SecretId=remote, SecretString=secret_value("once_2"))
+    bs.patch_spec(kube, namespace, "once", {"refreshInterval": "6s"})  # a spec change: a cycle, no write
+    body = handled_generation(kube, namespace, "once")
+    assert bs.ready(body)["status"] == "True"  # type: ignore[index]
+    assert "CreatedOnce" in bs.ready(body)["message"]  # type: ignore[index]
+    secret = kube.core.read_namespaced_secret("once", namespace)
+    assert secret.metadata.resource_version == version, "CreatedOnce wrote the Secret again"
+    assert token(kube, namespace, "once") == first.encode()
+    assert sm_proxy.reads_of(remote) == reads, "CreatedOnce asked the provider again"
+    assert [k["key"] for k in body["status"]["keys"]] == ["TOKEN"]
+
+    # Deleted, it is created once more, from the data of now.
+    kube.core.delete_namespaced_secret("once", namespace)
+    third = secret_value("once_3")
+    sm.put_secret_value(SecretId=remote, SecretString=third)
+    bs.patch_spec(kube, namespace, "once", {"refreshInterval": "7s"})
+    wait_for(lambda: token(kube, namespace, "once") == third.encode(), what="the Secret created anew")
