@@ -44,10 +44,13 @@ class CycleOutcome:
 
 def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
                   now: datetime.datetime) -> RolloutOutcome | None:
-    if result.spec is None or not result.spec.rollout_targets:
+    if result.spec is None:
         return None
     workloads = Workloads(runtime.api, body["metadata"]["namespace"])
     try:
+        if not result.spec.rollout_targets and not (body.get("status") or {}).get("rollout") and (
+                not result.ready or result.secret_name is None or not workloads.opted_in(result.secret_name)):
+            return None  # nothing to restart, nothing recorded: no rollout status at all
         key = namespace_key(runtime.hmac_key, body["metadata"]["namespace"])
         return advance(workloads, key, body.get("status") or {}, result, now, botsecret=body["metadata"]["name"])
     except ApiException as e:

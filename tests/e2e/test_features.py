@@ -12,6 +12,7 @@ import pytest
 from dotenv import dotenv_values
 
 from tests.harness import botsecrets as bs
+from tests.harness import workloads as wl
 from tests.harness.aws import MotoServer
 from tests.harness.cluster_fixtures import Kube
 from tests.harness.leaks import secret_value
@@ -192,3 +193,79 @@ def test_created_once_never_writes_again_after_a_remote_change(
     sm.put_secret_value(SecretId=remote, SecretString=third)
     bs.patch_spec(kube, namespace, "once", {"refreshInterval": "7s"})
     wait_for(lambda: token(kube, namespace, "once") == third.encode(), what="the Secret created anew")
+
+
+def test_created_once_syncs_again_on_a_force_sync(
+        operator: Any, kube: Kube, namespace: str, aws: MotoServer) -> None:
+    sm = aws.client()
+    remote = f"{namespace}/once"
+    sm.create_secret(Name=remote, SecretString=secret_value("once_1"))
+    aws_bot(kube, namespace, "once", bs.aws_source(kube, namespace, aws.endpoint), remote,
+            refreshPolicy="CreatedOnce")
+    bs.wait_ready(kube, namespace, "once", reason="Synced")
+    second = secret_value("once_2")
+    sm.put_secret_value(SecretId=remote, SecretString=second)
+    bs.force_sync(kube, namespace, "once")
+    wait_for(lambda: token(kube, namespace, "once") == second.encode(), what="the force-synced value")
+
+
+# Workload-side opt-in: botsecret.dev/restart-on
+
+RESTART_ON = "botsecret.dev/restart-on"
+
+
+def settle(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    """Force a sync and wait until nothing waits or rolls out: any restart it made due shows first."""
+    handled = bs.force_sync(kube, namespace, name)
+
+    def done() -> dict[str, Any] | None:
+        status = bs.get(kube, namespace, name).get("status") or {}
+        if status.get("forceSyncHandled") != handled or status.get("pendingRollout"):
+            return None
+        return None if any(e.get("phase") == "Progressing" for e in status.get("rollout") or []) else status
+    return wait_for(done, what=f"BotSecret {name} settled")
+
+
+def test_an_opted_in_deployment_restarts_once_per_rotation_of_what_it_consumes(
+        operator: Any, kube: Kube, namespace: str, aws: MotoServer) -> None:
+    sm = aws.client()
+    for key in ("A", "B"):
+        sm.create_secret(Name=f"{namespace}/{key}", SecretString=secret_value(f"opt_{key}"))
+    # By name, reading only A; "auto", reading all; the same without the annotation; one that opts in
+    # for another Secret.
+    wl.deployment(kube, namespace, "named", workload_annotations={RESTART_ON: "other, bot-env"},
+                  **wl.uses_key("bot-env", "A"))
+    wl.deployment(kube, namespace, "auto", workload_annotations={RESTART_ON: "auto"}, **wl.uses_all("bot-env"))
+    wl.deployment(kube, namespace, "plain", **wl.uses_all("bot-env"))
+    wl.deployment(kube, namespace, "elsewhere", workload_annotations={RESTART_ON: "other"}, **wl.uses_all("bot-env"))
+    wl.statefulset(kube, namespace, "auto-sts", workload_annotations={RESTART_ON: "auto"}, **wl.uses_key("bot-env", "B"))
+    apps = ("named", "auto", "plain", "elsewhere")
+    wait_for(lambda: all(wl.replicasets(kube, namespace, app) == 1 for app in apps))
+    bs.create(kube, namespace, "bot", {
+        "sources": [bs.aws_source(kube, namespace, aws.endpoint)],
+        "data": [{"key": k, "remoteRef": {"name": f"{namespace}/{k}"}} for k in ("A", "B")],
+        "target": {"name": "bot-env"}, "rollout": {"debounce": "1s"},  # no targets
+    })
+    bs.wait_ready(kube, namespace, "bot")
+    status = settle(kube, namespace, "bot")
+    assert sorted((e["kind"], e["name"]) for e in status["rollout"]) == [
+        ("Deployment", "auto"), ("Deployment", "named"), ("StatefulSet", "auto-sts")]
+    assert all(wl.replicasets(kube, namespace, app) == 1 for app in apps), "the first sync restarted something"
+
+    sm.put_secret_value(SecretId=f"{namespace}/A", SecretString=secret_value("opt_A"))
+    bs.force_sync(kube, namespace, "bot")
+    wait_for(lambda: wl.replicasets(kube, namespace, "named") == 2 and wl.replicasets(kube, namespace, "auto") == 2)
+    settle(kube, namespace, "bot")
+    assert [wl.replicasets(kube, namespace, app) for app in apps] == [2, 2, 1, 1]
+    assert wl.template_annotation(kube, namespace, "StatefulSet", "auto-sts") is None, "it reads only B"
+
+    sm.put_secret_value(SecretId=f"{namespace}/B", SecretString=secret_value("opt_B"))
+    bs.force_sync(kube, namespace, "bot")
+    wait_for(lambda: wl.replicasets(kube, namespace, "auto") == 3)
+    wait_for(lambda: wl.template_annotation(kube, namespace, "StatefulSet", "auto-sts") is not None)
+    settle(kube, namespace, "bot")
+    assert [wl.replicasets(kube, namespace, app) for app in apps] == [2, 3, 1, 1]
+    events = kube.core.list_namespaced_event(namespace, field_selector="reason=RolloutRestarted").items
+    assert sorted(e.message.split(";")[0] for e in events) == [
+        "restarted Deployment/auto", "restarted Deployment/auto", "restarted Deployment/named",
+        "restarted StatefulSet/auto-sts"]
