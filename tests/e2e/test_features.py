@@ -3,6 +3,7 @@ real apiserver, moto and OpenBao."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from collections.abc import Iterator
@@ -97,6 +98,25 @@ def test_a_template_error_is_a_condition_that_names_the_key_and_leaks_nothing(
     assert events and all(e.message == message for e in events)
     shown = json.dumps(body) + "".join(e.message for e in events)
     assert not any(v in shown for v in values.values() if v)
+
+
+def test_a_template_type_makes_a_docker_config_secret(operator: Any, kube: Kube, namespace: str, vault: Any) -> None:
+    values = {"user": "bot", "password": secret_value("registry")}
+    vault.client().secrets.kv.v2.create_or_update_secret(path=f"{namespace}/registry", secret=values)
+    bs.create(kube, namespace, "registry", {
+        "sources": [bs.vault_source(kube, namespace, vault.address)],
+        "data": [{"key": k, "remoteRef": {"name": f"{namespace}/registry", "property": k}} for k in values],
+        "target": {"template": {"type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": (
+            '{{ {"auths": {"registry.example": {"username": user, "password": password,'
+            ' "auth": (user ~ ":" ~ password) | b64enc}}} | tojson }}')}}},
+    })
+    bs.wait_ready(kube, namespace, "registry", reason="Synced")
+    secret = kube.core.read_namespaced_secret("registry", namespace)
+    assert secret.type == "kubernetes.io/dockerconfigjson"
+    config = json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))
+    auth = config["auths"]["registry.example"]
+    assert auth["password"] == values["password"]
+    assert base64.b64decode(auth["auth"]).decode() == f"bot:{values['password']}"
 
 
 # refreshPolicy
