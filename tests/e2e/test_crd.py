@@ -258,6 +258,9 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str, bool]] = [
      "spec.refreshPolicy", "Unsupported value", True),
     ("template-key-invalid", _set("target.template", {"data": {"bad key": "x"}}),
      "spec.target.template.data", "valid Secret keys", True),
+    ("template-type-filled-in-by-the-cluster",
+     _set("target.template", {"data": {"k": "x"}, "type": "kubernetes.io/service-account-token"}),
+     "spec.target.template.type", "the cluster fills in", True),
     ("template-merge-policy-unknown", _set("target.template", {"data": {"k": "x"}, "mergePolicy": "Keep"}),
      "spec.target.template.mergePolicy", "Unsupported value", True),
 ]
