@@ -289,3 +289,24 @@ def test_an_opted_in_deployment_restarts_once_per_rotation_of_what_it_consumes(
     assert sorted(e.message.split(";")[0] for e in events) == [
         "restarted Deployment/auto", "restarted Deployment/auto", "restarted Deployment/named",
         "restarted StatefulSet/auto-sts"]
+
+
+def test_a_workload_reading_the_rendered_env_restarts_once_when_a_key_in_it_rotates(
+        operator: Any, kube: Kube, namespace: str, vault: Any) -> None:
+    values = bot_values()
+    volume = [{"name": "env", "secret": {"secretName": "bot-env", "items": [{"key": ".env", "path": ".env"}]}}]
+    wl.deployment(kube, namespace, "app", workload_annotations={RESTART_ON: "auto"}, volumes=volume)
+    wait_for(lambda: wl.replicasets(kube, namespace, "app") == 1)
+    bs.create(kube, namespace, "bot", vault_bot(kube, namespace, vault, values, refreshPolicy="OnChange",
+                                                target={"name": "bot-env", "template": {"data": {".env": DOTENV_TEMPLATE}}},
+                                                rollout={"debounce": "1s"}))
+    bs.wait_ready(kube, namespace, "bot", reason="Synced")
+    status = settle(kube, namespace, "bot")
+    assert [(e["name"], e["consumedKeys"]) for e in status["rollout"]] == [("app", [".env"])]
+
+    values["OPENAI_API_KEY"] = secret_value("openai_rotated")
+    vault.client().secrets.kv.v2.create_or_update_secret(path=f"{namespace}/bot", secret=values)
+    bs.force_sync(kube, namespace, "bot")
+    wait_for(lambda: wl.replicasets(kube, namespace, "app") == 2)
+    settle(kube, namespace, "bot")
+    assert wl.replicasets(kube, namespace, "app") == 2
