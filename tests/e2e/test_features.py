@@ -16,8 +16,8 @@ from tests.harness import botsecrets as bs
 from tests.harness import workloads as wl
 from tests.harness.aws import MotoServer
 from tests.harness.cluster_fixtures import Kube
+from tests.harness.counting_proxy import CountingProxy
 from tests.harness.leaks import secret_value
-from tests.harness.recording_proxy import RecordingProxy
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.features
@@ -122,8 +122,8 @@ def test_a_template_type_makes_a_docker_config_secret(operator: Any, kube: Kube,
 # refreshPolicy
 
 @pytest.fixture
-def sm_proxy(aws: MotoServer) -> Iterator[RecordingProxy]:
-    proxy = RecordingProxy(aws.endpoint)
+def sm_proxy(aws: MotoServer) -> Iterator[CountingProxy]:
+    proxy = CountingProxy(aws.endpoint)
     proxy.start()
     yield proxy
     proxy.stop()
@@ -148,7 +148,7 @@ def handled_generation(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
 
 
 def test_on_change_makes_no_provider_call_between_spec_changes(
-        operator: Any, kube: Kube, namespace: str, aws: MotoServer, sm_proxy: RecordingProxy) -> None:
+        operator: Any, kube: Kube, namespace: str, aws: MotoServer, sm_proxy: CountingProxy) -> None:
     sm = aws.client()
     periodic, on_change = f"{namespace}/periodic", f"{namespace}/on-change"
     first = secret_value("on_change_1")
@@ -184,7 +184,7 @@ def test_on_change_makes_no_provider_call_between_spec_changes(
 
 
 def test_created_once_never_writes_again_after_a_remote_change(
-        operator: Any, kube: Kube, namespace: str, aws: MotoServer, sm_proxy: RecordingProxy) -> None:
+        operator: Any, kube: Kube, namespace: str, aws: MotoServer, sm_proxy: CountingProxy) -> None:
     sm = aws.client()
     remote = f"{namespace}/once"
     first = secret_value("once_1")

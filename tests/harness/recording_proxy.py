@@ -1,12 +1,10 @@
 """A loopback HTTP proxy that records request bodies before passing them on (to moto's STS).
 
-Lets a test see exactly which ServiceAccount token reached STS, and count the Secrets Manager
-calls (JSON bodies, the action in the X-Amz-Target header) that name a remote secret.
+Lets a test see exactly which ServiceAccount token reached STS.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import urllib.error
 import urllib.parse
@@ -18,15 +16,12 @@ class RecordingProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.requests: list[dict[str, list[str]]] = []
-        # (X-Amz-Target, body) of every request; Secrets Manager's bodies name secrets, never values.
-        self.json_requests: list[tuple[str, str]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 proxy.requests.append(urllib.parse.parse_qs(body.decode(errors="replace")))
-                proxy.json_requests.append((self.headers.get("X-Amz-Target") or "", body.decode(errors="replace")))
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 request = urllib.request.Request(proxy.upstream + self.path, data=body, headers=headers, method="POST")
                 try:
@@ -59,9 +54,3 @@ class RecordingProxy:
 
     def calls(self, action: str) -> list[dict[str, list[str]]]:
         return [r for r in self.requests if r.get("Action") == [action]]
-
-    def reads_of(self, remote_name: str) -> int:
-        """Secrets Manager reads (GetSecretValue, BatchGetSecretValue) whose request names ``remote_name``."""
-        quoted = json.dumps(remote_name)
-        return sum(1 for target, body in list(self.json_requests)
-                   if target.endswith(("GetSecretValue", "BatchGetSecretValue")) and quoted in body)
