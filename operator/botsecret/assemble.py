@@ -28,6 +28,8 @@ class KeyOrigin:
     source: str
     remote_name: str
     version: str
+    # Rendered by spec.target.template: from the fetched keys, not from one remote secret.
+    template: bool = False
 
 
 @dataclass(frozen=True)

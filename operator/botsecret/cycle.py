@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import metrics, secrets
 from .fingerprint import namespace_key
-from .reconcile import SyncResult, from_synced, sync
+from .reconcile import FORCE_SYNC_ANNOTATION, SyncResult, from_synced, sync
 from .rollout import RolloutOutcome, Workloads, advance
 from .runtime import Runtime
 from .spec import InvalidSpec, parse_spec
@@ -30,7 +30,6 @@ __all__ = [
     "run_rollout_cycle",
 ]
 
-FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
 # Set to the same value as force-sync (`botsecret rotate --now`): the sync that handles that value
 # restarts without waiting out the debounce. Once handled (status.forceSyncHandled), it is inert.
 ROTATE_NOW_ANNOTATION = "botsecret.dev/rotate-now"
@@ -59,10 +58,13 @@ def rotate_now(body: Mapping[str, Any]) -> bool:
 
 def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
                   now: datetime.datetime, *, skip_debounce: bool = False) -> RolloutOutcome | None:
-    if result.spec is None or not result.spec.rollout_targets:
+    if result.spec is None:
         return None
     workloads = Workloads(runtime.api, body["metadata"]["namespace"])
     try:
+        if not result.spec.rollout_targets and not (body.get("status") or {}).get("rollout") and (
+                not result.ready or result.secret_name is None or not workloads.opted_in(result.secret_name)):
+            return None  # nothing to restart, nothing recorded: no rollout status at all
         key = namespace_key(runtime.hmac_key, body["metadata"]["namespace"])
         return advance(workloads, key, body.get("status") or {}, result, now, botsecret=body["metadata"]["name"],
                        skip_debounce=skip_debounce)

@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -179,8 +180,10 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
 
 def _schedule(result: SyncResult, failures: int) -> tuple[int, float, float]:
     """Failures in a row after this result, the monotonic time of the next full sync and the
-    seconds until then."""
+    seconds until then (infinite for refreshPolicy OnChange after a success: only a wake-up syncs)."""
     failures = failures + 1 if result.retry is not Retry.NO else 0
+    if failures == 0 and result.spec is not None and result.spec.refresh_policy == "OnChange":
+        return failures, math.inf, math.inf
     next_in = next_delay(refresh_seconds=_refresh_seconds(result), failures=failures, retry=result.retry,
                          retry_after=result.retry_after)
     return failures, time.monotonic() + next_in, next_in
@@ -191,7 +194,8 @@ async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: floa
     Answers whether something woke it."""
     waiters = {asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())}
     try:
-        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=None if math.isinf(delay) else delay,
+                           return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()

@@ -22,9 +22,14 @@ from .resolve import ResolvedSource, StoreLookup, resolve
 from .scheduling import Retry
 from .spec import BotSecretSpec, InvalidSpec, VaultSource, parse_spec, provider_kind
 from .stores import plain_http_addresses
+from .templating import TemplateFailed, render
 from .values import SecretValue
 
-__all__ = ["SyncContext", "SyncResult", "from_synced", "keys_synced", "sync"]
+__all__ = [
+    "FORCE_SYNC_ANNOTATION", "SyncContext", "SyncResult", "force_requested", "from_synced", "keys_synced", "sync",
+]
+
+FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
 
 # Reasons an event outside the spec can cure soon: the provider or the apiserver answering again.
 _TRANSIENT = frozenset({"ProviderError", "WriteFailed"})
@@ -59,6 +64,9 @@ class SyncResult:
     warnings: tuple[tuple[str, str], ...] = ()
     # A provider said we ask too often: the next try must come later than the refresh, not sooner.
     throttled: bool = False
+    # Whether the providers were asked (status.syncedAt moves only then); not for CreatedOnce's
+    # cycles that keep the Secret as it is.
+    fetched: bool = True
 
     @property
     def retry(self) -> Retry:
@@ -134,6 +142,14 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
     except InvalidSpec as e:
         return SyncResult(False, "InvalidSpec", str(e))
     target_name = spec.target.name
+    if spec.refresh_policy == "CreatedOnce" and not force_requested(body):
+        try:
+            kept = _created_once(ctx, body, spec)
+        except ApiException as e:
+            return SyncResult(False, "WriteFailed", f"Secret {target_name!r}: HTTP {e.status} {e.reason}",
+                              target_name, spec=spec)
+        if kept is not None:
+            return kept
 
     resolved = resolve(ctx.stores, namespace, spec.sources)
     answers = _fetch_all(ctx, namespace, spec, resolved)
@@ -146,9 +162,17 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
     if built.missing_required:
         return SyncResult(False, "MissingKeys", "missing: " + built.explain(built.missing_required), target_name,
                           spec=spec)
-    if built.size > SECRET_SIZE_LIMIT:
+    data, origins = dict(built.data), built.origins
+    if spec.target.template is not None:
+        try:
+            data, origins = _templated(spec, data, origins)
+        except TemplateFailed as e:
+            # The last good Secret stays; only a spec edit can fix a template.
+            return SyncResult(False, "TemplateError", str(e), target_name, spec=spec)
+    size = sum(len(k.encode()) + v.size for k, v in data.items())
+    if size > SECRET_SIZE_LIMIT:
         return SyncResult(False, "DataTooLarge",
-                          f"the data is {built.size} bytes; a Secret holds at most {SECRET_SIZE_LIMIT}",
+                          f"the data is {size} bytes; a Secret holds at most {SECRET_SIZE_LIMIT}",
                           target_name, spec=spec)
 
     owner = secrets.Owner(name=name, namespace=namespace, uid=meta.get("uid", ""))
@@ -156,24 +180,65 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
         live = secrets.read(ctx.core, namespace, target_name)
         secrets.check_ownership(live, owner, spec.target)
         before = secrets.live_data(live) if live is not None else {}
-        written = secrets.needs_write(live, owner, spec.target, built.data)
+        written = secrets.needs_write(live, owner, spec.target, data)
         if written:
-            secrets.apply(ctx.core, live, owner, spec.target, built.data)
+            secrets.apply(ctx.core, live, owner, spec.target, data)
     except secrets.TargetConflict as e:
         return SyncResult(False, "TargetConflict", str(e), target_name, spec=spec)
     except ApiException as e:
         return SyncResult(False, "WriteFailed", f"Secret {target_name!r}: HTTP {e.status} {e.reason}",
                           target_name, spec=spec)
 
-    changed = tuple(sorted(k for k, v in built.data.items() if before.get(k) != v.reveal()))
-    message = keys_synced(len(built.data), target_name)
+    changed = tuple(sorted(k for k, v in data.items() if before.get(k) != v.reveal()))
+    message = keys_synced(len(data), target_name)
     if built.missing:
         message += "; optional keys missing: " + built.explain(built.missing)
     return SyncResult(
-        True, "Synced", message, target_name, origins=built.origins,
-        data_hmac=data_hmac(namespace_key(ctx.hmac_key, namespace), built.data), written=written,
-        changed_keys=changed, spec=spec, data=built.data, warnings=_warnings(resolved),
+        True, "Synced", message, target_name, origins=origins,
+        data_hmac=data_hmac(namespace_key(ctx.hmac_key, namespace), data), written=written,
+        changed_keys=changed, spec=spec, data=data, warnings=_warnings(resolved),
     )
+
+
+def force_requested(body: Mapping[str, Any]) -> bool:
+    """Whether the BotSecret carries a force-sync value that no cycle has acted on yet."""
+    value = ((body.get("metadata") or {}).get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
+    return value is not None and value != (body.get("status") or {}).get("forceSyncHandled")
+
+
+def _created_once(ctx: SyncContext, body: Mapping[str, Any], spec: BotSecretSpec) -> SyncResult | None:
+    """refreshPolicy CreatedOnce: once the Secret holds what the last sync wrote (every key status
+    lists), it is never written again and no provider is asked. ``None``: sync as usual (the first
+    time, after the Secret or one of its keys was deleted)."""
+    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    listed = [k for k in status.get("keys") or [] if k.get("key")]
+    if not listed:
+        return None
+    live = secrets.read(ctx.core, meta.get("namespace", ""), spec.target.name)
+    if live is None:
+        return None
+    labels = live.metadata.labels or {}
+    if spec.target.creation_policy != "Merge" and labels.get(secrets.OWNER_LABEL) != meta.get("name"):
+        return None  # not ours (any more): the usual path reports the conflict
+    stored = secrets.live_data(live)
+    if any(k["key"] not in stored for k in listed):
+        return None
+    data = {k["key"]: SecretValue(stored[k["key"]]) for k in listed}
+    origins = tuple(KeyOrigin(k["key"], str(k.get("source", "")), str(k.get("remoteName", "")),
+                              str(k.get("version", "")), template=bool(k.get("template"))) for k in listed)
+    return SyncResult(
+        True, "Synced", f"{keys_synced(len(data), spec.target.name)}; kept as created (refreshPolicy CreatedOnce)",
+        spec.target.name, origins=origins, spec=spec, data=data, fetched=False,
+        data_hmac=data_hmac(namespace_key(ctx.hmac_key, meta.get("namespace", "")), data))
+
+
+def _templated(spec: BotSecretSpec, data: dict[str, SecretValue], origins: tuple[KeyOrigin, ...]
+               ) -> tuple[dict[str, SecretValue], tuple[KeyOrigin, ...]]:
+    assert spec.target.template is not None
+    rendered = render(spec.target.template, data)
+    kept = [o for o in origins if o.key in rendered and o.key not in spec.target.template.data]
+    made = [KeyOrigin(k, "", "", "", template=True) for k in spec.target.template.data]
+    return rendered, tuple(sorted([*kept, *made], key=lambda o: o.key))
 
 
 def from_synced(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult | None:

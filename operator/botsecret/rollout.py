@@ -25,7 +25,7 @@ from .fingerprint import data_hmac
 from .reconcile import SyncResult
 from .spec import DEFAULT_PROGRESS_DEADLINE_SECONDS, BotSecretSpec, RolloutTarget
 from .values import SecretValue
-from .workloads import EVERY_KEY, keys_read, referenced_keys, rollout_phase
+from .workloads import EVERY_KEY, keys_read, referenced_keys, restart_on, rollout_phase
 
 __all__ = [
     "LEGACY_RESTART_ANNOTATION",
@@ -99,13 +99,32 @@ class RolloutOutcome:
         self.wake_in = seconds if self.wake_in is None else min(self.wake_in, seconds)
 
 
+KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
 class Workloads:
-    """Reads and patches Deployments, StatefulSets and DaemonSets of one namespace."""
+    """Reads and patches Deployments, StatefulSets and DaemonSets of one namespace, for one cycle."""
 
     def __init__(self, api: Any, namespace: str) -> None:
         self._apps = client.AppsV1Api(api)
         self._api = api
         self._namespace = namespace
+        self._opted: dict[str, list[Workload]] = {}
+
+    def opted_in(self, secret_name: str) -> list[Workload]:
+        """The workloads of the namespace whose ``botsecret.dev/restart-on`` annotation opts in to
+        restarts for ``secret_name``. Listed (the operator's existing ``list`` on the three kinds),
+        not watched; once per cycle."""
+        if secret_name not in self._opted:
+            found: list[Workload] = []
+            for kind in KINDS:
+                for obj in self._call("list", kind, self._namespace).items:
+                    how = restart_on(obj.metadata.annotations, secret_name)
+                    if how is not None:
+                        found.append(Workload(kind, obj.metadata.name, self._api.sanitize_for_serialization(obj),
+                                              named=how == "named"))
+            self._opted[secret_name] = found
+        return self._opted[secret_name]
 
     def _call(self, verb: str, kind: str, *args: Any, **kwargs: Any) -> Any:
         method = {"Deployment": "deployment", "StatefulSet": "stateful_set", "DaemonSet": "daemon_set"}[kind]
@@ -183,7 +202,7 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
     rollout still in progress is still waited for."""
     spec = result.spec
     outcome = RolloutOutcome(key_id=key_id(hmac_key))
-    if spec is None or not spec.rollout_targets:
+    if spec is None:
         return outcome
     mark = restart_annotation(botsecret)
     # HMACs under another key cannot be compared with ours: take a new baseline, restart nothing.
@@ -191,6 +210,12 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
     previous = {(e.get("kind"), e.get("name")): dict(e) for e in status.get("rollout") or []} if same_key else {}
     pending = dict(status.get("pendingRollout") or {}) or None
     found, missing = workloads.resolve(spec.rollout_targets)
+    if result.secret_name is not None:
+        # Opted in from the workload's side: a target like a named one (or, with "auto", like one a
+        # selector matched); an entry of spec.rollout.targets for the same workload comes first.
+        listed = {(w.kind, w.name) for w in found}
+        found = sorted([*found, *(w for w in workloads.opted_in(result.secret_name) if (w.kind, w.name) not in listed)],
+                       key=lambda w: (w.kind, w.name))
     if missing:
         outcome.wake(MISSING_RECHECK)
 

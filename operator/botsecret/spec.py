@@ -28,6 +28,7 @@ __all__ = [
     "StoreKind",
     "StoreRef",
     "Target",
+    "TargetTemplate",
     "VaultSource",
     "object_name",
     "parse_duration",
@@ -51,6 +52,11 @@ FORBIDDEN_TARGET_TYPES = frozenset({"kubernetes.io/service-account-token", "boot
 
 CreationPolicy = Literal["Owner", "Orphan", "Merge"]
 DeletionPolicy = Literal["Retain", "Delete"]
+MergePolicy = Literal["Replace", "Merge"]
+RefreshPolicy = Literal["Periodic", "OnChange", "CreatedOnce"]
+REFRESH_POLICIES = ("Periodic", "OnChange", "CreatedOnce")
+MAX_TEMPLATE_KEYS = 64
+MAX_TEMPLATE_LENGTH = 64 * 1024
 
 
 def valid_secret_key(key: str) -> bool:
@@ -159,6 +165,16 @@ class DataFromItem:
 
 
 @dataclass(frozen=True)
+class TargetTemplate:
+    """``spec.target.template``: Secret keys rendered from the fetched values. Its type, labels and
+    annotations are folded into :class:`Target` when parsing."""
+
+    data: Mapping[str, str]
+    # Replace: the Secret holds only the rendered keys (ESO's default); Merge: the fetched keys too.
+    merge_policy: MergePolicy = "Replace"
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     type: str = "Opaque"
@@ -166,6 +182,7 @@ class Target:
     annotations: Mapping[str, str] = field(default_factory=dict)
     creation_policy: CreationPolicy = "Owner"
     deletion_policy: DeletionPolicy = "Delete"
+    template: TargetTemplate | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +205,7 @@ class BotSecretSpec:
     # How long a restart's rollout may take before it counts as failed; None: a Deployment's own
     # progressDeadlineSeconds, DEFAULT_PROGRESS_DEADLINE_SECONDS for other kinds.
     progress_deadline_seconds: float | None = None
+    refresh_policy: RefreshPolicy = "Periodic"
 
     def source(self, name: str) -> Source:
         for source in self.sources:
@@ -309,15 +327,55 @@ def _parse_target(raw: Mapping[str, Any], default_name: str) -> Target:
     secret_type = _str(raw, "type", path) or "Opaque"
     if secret_type in FORBIDDEN_TARGET_TYPES:
         raise InvalidSpec(f"{path}.type", f"{secret_type} Secrets are filled in by the cluster itself")
-    labels, annotations = _map(raw, "labels", path), _map(raw, "annotations", path)
+    labels = {str(k): str(v) for k, v in _map(raw, "labels", path).items()}
+    annotations = {str(k): str(v) for k, v in _map(raw, "annotations", path).items()}
+    template = None
+    if raw.get("template") is not None:
+        template, template_type = _parse_template(raw["template"], f"{path}.template")
+        if template_type is not None:
+            # The schema defaults target.type to Opaque, so only another explicit type conflicts.
+            if secret_type not in ("Opaque", template_type):
+                raise InvalidSpec(f"{path}.template.type", f"is {template_type} but {path}.type is {secret_type}; "
+                                                           "set one of them")
+            secret_type = template_type
+        tpl = _map(raw, "template", path)
+        labels.update({str(k): str(v) for k, v in _map(tpl, "labels", f"{path}.template").items()})
+        annotations.update({str(k): str(v) for k, v in _map(tpl, "annotations", f"{path}.template").items()})
     return Target(
         name=object_name(raw, "name", path) or default_name,
         type=secret_type,
-        labels={str(k): str(v) for k, v in labels.items()},
-        annotations={str(k): str(v) for k, v in annotations.items()},
+        labels=labels,
+        annotations=annotations,
         creation_policy=creation,
         deletion_policy=deletion,
+        template=template,
     )
+
+
+def _parse_template(raw: Any, path: str) -> tuple[TargetTemplate, str | None]:
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec(path, "must be an object")
+    merge = raw.get("mergePolicy", "Replace")
+    if merge not in ("Replace", "Merge"):
+        raise InvalidSpec(f"{path}.mergePolicy", "must be Replace or Merge")
+    secret_type = _str(raw, "type", path)
+    if secret_type in FORBIDDEN_TARGET_TYPES:
+        raise InvalidSpec(f"{path}.type", f"{secret_type} Secrets are filled in by the cluster itself")
+    data = _map(raw, "data", path)
+    if not data:
+        raise InvalidSpec(f"{path}.data", "must name at least one key to render")
+    if len(data) > MAX_TEMPLATE_KEYS:
+        raise InvalidSpec(f"{path}.data", f"at most {MAX_TEMPLATE_KEYS} keys")
+    rendered: dict[str, str] = {}
+    for key, text in data.items():
+        if not isinstance(key, str) or not valid_secret_key(key):
+            raise InvalidSpec(f"{path}.data", f"{key!r} is not a valid Secret key")
+        if not isinstance(text, str):
+            raise InvalidSpec(f"{path}.data[{key}]", "must be a string (the template text)")
+        if len(text) > MAX_TEMPLATE_LENGTH:
+            raise InvalidSpec(f"{path}.data[{key}]", f"at most {MAX_TEMPLATE_LENGTH} characters")
+        rendered[key] = text
+    return TargetTemplate(data=rendered, merge_policy=merge), secret_type
 
 
 def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], float, float | None]:
@@ -396,6 +454,10 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
             raise InvalidSpec("spec.required", "must be a list of key names")
         required = tuple(required_raw)
 
+    refresh_policy = spec.get("refreshPolicy", "Periodic")
+    if refresh_policy not in REFRESH_POLICIES:
+        raise InvalidSpec("spec.refreshPolicy", "must be Periodic, OnChange or CreatedOnce")
+
     rollout_targets, debounce, progress_deadline = _parse_rollout(_map(spec, "rollout", "spec"))
     return BotSecretSpec(
         sources=sources,
@@ -407,4 +469,5 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
         rollout_targets=rollout_targets,
         debounce_seconds=debounce,
         progress_deadline_seconds=progress_deadline,
+        refresh_policy=refresh_policy,
     )

@@ -51,10 +51,11 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
     if result.ready:
         patch["dataHMAC"] = result.data_hmac
         patch["keys"] = [
+            {"key": o.key, "template": True} if o.template else
             {"key": o.key, "source": o.source, "remoteName": o.remote_name, "version": o.version}
             for o in result.origins
         ]
-    if result.ready:
+    if result.ready and result.fetched:
         patch["syncedAt"] = now
         if result.written:
             patch["writtenAt"] = now

@@ -6,11 +6,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-__all__ = ["EVERY_KEY", "Phase", "consumed_keys", "keys_read", "referenced_keys", "rollout_phase"]
+__all__ = [
+    "EVERY_KEY", "RESTART_ON_ANNOTATION", "Phase", "consumed_keys", "keys_read", "referenced_keys", "restart_on",
+    "rollout_phase",
+]
 
 Phase = Literal["Progressing", "Complete", "Failed"]
 # Stands for "the whole Secret" among key names; no Secret key can be "*".
 EVERY_KEY = "*"
+# On a workload's own metadata: the Secrets whose rotations restart it, or "auto".
+RESTART_ON_ANNOTATION = "botsecret.dev/restart-on"
+AUTO = "auto"
+
+
+def restart_on(annotations: Mapping[str, str] | None, secret: str) -> Literal["named", "auto"] | None:
+    """Whether a workload with these annotations opts in to restarts for Secret ``secret``:
+    ``"named"`` when the annotation lists the Secret (restarted for any change, like a target named
+    in spec.rollout, whether or not its template reads the Secret), ``"auto"`` when it says
+    ``auto`` (restarted only for what its template reads), ``None`` otherwise."""
+    value = (annotations or {}).get(RESTART_ON_ANNOTATION)
+    if not isinstance(value, str):
+        return None
+    names = {name.strip() for name in value.split(",")}
+    if secret in names:
+        return "named"
+    return "auto" if AUTO in names else None
 
 
 def _containers(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:

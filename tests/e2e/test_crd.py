@@ -254,6 +254,15 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str, bool]] = [
      "spec.required[1]", "is not a key of spec.data", False),
     ("key-starting-with-two-dots", _set("data.1.key", "..data"),
      "spec.data[1].key", "may not be '.' or start with '..'", True),
+    ("refresh-policy-unknown", _set("refreshPolicy", "Sometimes"),
+     "spec.refreshPolicy", "Unsupported value", True),
+    ("template-key-invalid", _set("target.template", {"data": {"bad key": "x"}}),
+     "spec.target.template.data", "valid Secret keys", True),
+    ("template-type-filled-in-by-the-cluster",
+     _set("target.template", {"data": {"k": "x"}, "type": "kubernetes.io/service-account-token"}),
+     "spec.target.template.type", "the cluster fills in", True),
+    ("template-merge-policy-unknown", _set("target.template", {"data": {"k": "x"}, "mergePolicy": "Keep"}),
+     "spec.target.template.mergePolicy", "Unsupported value", True),
 ]
 
 
@@ -319,7 +328,7 @@ def test_status_the_operator_writes_is_stored_as_written(
     result = SyncResult(
         ready=True, reason="Synced", message="3 keys written", secret_name="bot-credentials",
         origins=(KeyOrigin("token", "aws", "bots/telegram", "a1b2c3d4-0000-4000-8000-000000000000"),
-                 KeyOrigin("api.key", "vault", "bots/api", "7")),
+                 KeyOrigin("api.key", "vault", "bots/api", "7"), KeyOrigin(".env", "", "", "", template=True)),
         data_hmac="hmac-sha256:" + "ab" * 32,
     )
     status = status_patch(result, current={}, generation=created["metadata"]["generation"],
@@ -399,6 +408,9 @@ class _OneDeployment:
 
     def __init__(self) -> None:
         self.annotations: dict[str, str] = {}
+
+    def opted_in(self, secret_name: str) -> list[Any]:
+        return []  # no workload opts in through botsecret.dev/restart-on
 
     def resolve(self, targets: Any) -> tuple[list[Any], list[str]]:
         from botsecret.rollout import Workload

@@ -44,7 +44,8 @@ def uses_all(secret: str) -> dict[str, Any]:
 
 
 def deployment(kube: Kube, namespace: str, name: str, *, replicas: int = 0, labels: dict[str, str] | None = None,
-               progress_deadline: int | None = None, paused: bool = False, **template: Any) -> None:
+               progress_deadline: int | None = None, paused: bool = False,
+               workload_annotations: dict[str, str] | None = None, **template: Any) -> None:
     spec: dict[str, Any] = {
         "replicas": replicas, "paused": paused,
         "selector": {"matchLabels": {"app": name}},
@@ -52,13 +53,14 @@ def deployment(kube: Kube, namespace: str, name: str, *, replicas: int = 0, labe
     }
     if progress_deadline is not None:
         spec["progressDeadlineSeconds"] = progress_deadline
-    kube.apps.create_namespaced_deployment(namespace, {"metadata": {"name": name, "labels": labels or {}}, "spec": spec})
+    metadata = {"name": name, "labels": labels or {}, "annotations": workload_annotations or {}}
+    kube.apps.create_namespaced_deployment(namespace, {"metadata": metadata, "spec": spec})
 
 
 def statefulset(kube: Kube, namespace: str, name: str, labels: dict[str, str] | None = None, replicas: int = 0,
-                **template: Any) -> None:
+                workload_annotations: dict[str, str] | None = None, **template: Any) -> None:
     kube.apps.create_namespaced_stateful_set(namespace, {
-        "metadata": {"name": name, "labels": labels or {}},
+        "metadata": {"name": name, "labels": labels or {}, "annotations": workload_annotations or {}},
         "spec": {"replicas": replicas, "serviceName": name, "selector": {"matchLabels": {"app": name}},
                  "template": pod_template(name, **template)},
     })

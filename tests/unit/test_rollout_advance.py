@@ -40,6 +40,10 @@ class FakeWorkloads:
         self.exists = exists
         self.status: dict[str, Any] = {"observedGeneration": 1, "replicas": 0, "updatedReplicas": 0,
                                        "availableReplicas": 0}
+        self.opted: list[Workload] = []  # what opts in through botsecret.dev/restart-on
+
+    def opted_in(self, secret_name: str) -> list[Workload]:
+        return list(self.opted)
 
     @property
     def annotation(self) -> str | None:
@@ -323,3 +327,28 @@ def test_a_missing_named_target_is_reported_and_looked_for_again() -> None:
     assert store.restarts == [] and found.condition["reason"] == "RolloutComplete", "first sight is a baseline"
     step(store, status_after(found), result("v3", debounce="0s"), 40)
     assert len(store.restarts) == 1
+
+
+def opted_workload(name: str, *, named: bool, container: dict[str, Any]) -> Workload:
+    body = {"metadata": {"generation": 1}, "spec": {"replicas": 0, "template": {"spec": {"containers": [container]}}},
+            "status": {"observedGeneration": 1}}
+    return Workload("Deployment", name, body, named=named)
+
+
+def test_opted_in_workloads_restart_like_targets_and_auto_only_for_what_they_read() -> None:
+    workloads = FakeWorkloads()
+    workloads.opted = [opted_workload("auto-reads", named=False, container=ENV_FROM),
+                       opted_workload("auto-ignores", named=False, container={"name": "c"}),
+                       opted_workload("named-ignores", named=True, container={"name": "c"}),
+                       opted_workload("app", named=False, container={"name": "c"})]  # also a target: the target wins
+    first = advance(workloads, KEY, {}, result("v1"), T0, botsecret="bot")
+    assert [e["name"] for e in first.entries] == ["app", "auto-reads", "named-ignores"]
+    status = {"rollout": first.entries, "hmacKeyId": first.key_id}
+    later = T0 + datetime.timedelta(seconds=60)
+    second = advance(workloads, KEY, status, result("v2", debounce="1s"), later, botsecret="bot")
+    assert second.pending is not None  # debounced first
+    status = {"rollout": second.entries, "pendingRollout": second.pending, "hmacKeyId": second.key_id}
+    third = advance(workloads, KEY, status, result("v2", debounce="1s"), later + datetime.timedelta(seconds=5),
+                    botsecret="bot")
+    assert sorted(m.split(";")[0] for _, _, m in third.events) == [
+        "restarted Deployment/app", "restarted Deployment/auto-reads", "restarted Deployment/named-ignores"]

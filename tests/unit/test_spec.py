@@ -478,3 +478,13 @@ def test_rollout_selector_not_an_object_is_invalid_spec() -> None:
     spec["rollout"] = {"targets": [{"kind": "Deployment", "selector": "app=bot"}]}
     assert invalid(spec).field == "spec.rollout.targets[0].selector"
 
+
+
+@pytest.mark.parametrize("policy", ["Periodic", "OnChange", "CreatedOnce"])
+def test_refresh_policy(policy: str) -> None:
+    assert parse_spec({**base(), "refreshPolicy": policy}, name="bot").refresh_policy == policy
+
+
+def test_refresh_policy_defaults_to_periodic_and_names_the_field() -> None:
+    assert parse_spec(base(), name="bot").refresh_policy == "Periodic"
+    assert invalid({**base(), "refreshPolicy": "Sometimes"}).field == "spec.refreshPolicy"

@@ -262,3 +262,17 @@ def test_log_line_names_the_botsecret_reason_and_duration() -> None:
 @pytest.mark.parametrize(("count", "text"), [(0, "0 keys"), (1, "1 key"), (2, "2 keys")])
 def test_key_counts_are_singular_or_plural(count: int, text: str) -> None:
     assert keys_synced(count, "bot") == f"{text} synced to Secret 'bot'"
+
+
+def test_a_cycle_that_asked_no_provider_does_not_move_synced_at() -> None:
+    kept = SyncResult(True, "Synced", "kept", "bot", origins=(KeyOrigin("T", "aws", "r", "v1"),),
+                      data_hmac="hmac-sha256:x", fetched=False)
+    patch = status_patch(kept, current={}, generation=1, now="2026-01-01T00:00:00Z", force_sync=None)
+    assert patch is not None and "syncedAt" not in patch and patch["keys"][0]["key"] == "T"
+
+
+def test_template_keys_are_marked_and_name_no_remote() -> None:
+    result = SyncResult(True, "Synced", "m", "bot", origins=(KeyOrigin(".env", "", "", "", template=True),),
+                        data_hmac="hmac-sha256:x")
+    patch = status_patch(result, current={}, generation=1, now="2026-01-01T00:00:00Z", force_sync=None)
+    assert patch is not None and patch["keys"] == [{"key": ".env", "template": True}]

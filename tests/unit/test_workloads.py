@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from botsecret.workloads import EVERY_KEY, consumed_keys, referenced_keys, rollout_phase
+from botsecret.workloads import EVERY_KEY, consumed_keys, referenced_keys, restart_on, rollout_phase
 
 KEYS = ("A", "B", "C")
 ALL = frozenset(KEYS)
@@ -299,3 +299,15 @@ def test_daemonset_on_delete_is_complete_at_once() -> None:
     status = {**DS_DONE, "updatedNumberScheduled": 0}
     phase, _ = rollout_phase("DaemonSet", workload(status, replicas=None, spec={"updateStrategy": {"type": "OnDelete"}}))
     assert phase == "Complete"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("bot-env", "named"), ("other, bot-env ,x", "named"), ("auto", "auto"), ("other,auto", "auto"),
+    ("other", None), ("", None), ("bot-env-2", None),
+])
+def test_restart_on(value: str, expected: str | None) -> None:
+    assert restart_on({"botsecret.dev/restart-on": value}, "bot-env") == expected
+
+
+def test_restart_on_without_the_annotation() -> None:
+    assert restart_on(None, "bot-env") is None and restart_on({"reloader.stakater.com/auto": "true"}, "x") is None
