@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["PROVIDER_LOGINS", "RESTARTS", "SECRET_WRITES", "SYNCS", "SYNC_SECONDS", "TOKEN_REQUESTS"]
+__all__ = ["LEADER", "PROVIDER_LOGINS", "RESTARTS", "SECRET_WRITES", "SYNCS", "SYNC_SECONDS", "TOKEN_REQUESTS"]
 
 SYNCS = Counter("botsecret_syncs_total", "Syncs of BotSecrets, by outcome reason.", ["reason"])
 SYNC_SECONDS = Histogram("botsecret_sync_duration_seconds", "Time of one sync cycle of one BotSecret.")
@@ -13,3 +13,4 @@ TOKEN_REQUESTS = Counter("botsecret_token_requests_total", "ServiceAccount token
 PROVIDER_LOGINS = Counter("botsecret_provider_logins_total",
                           "Exchanges of a token for provider credentials (STS, Vault login).", ["provider"])
 RESTARTS = Counter("botsecret_restarts_total", "Pod-template restarts of workloads.", ["kind"])
+LEADER = Gauge("botsecret_leader", "1 while this replica holds the leader Lease and reconciles, else 0.")
