@@ -5,12 +5,15 @@
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS build
+# A package index and its CA for builds behind a proxy; the final stage keeps neither.
+ARG PIP_INDEX_URL
+ARG PIP_CERT
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 # Wheels only: no compiler is needed here, and none reaches the final stage.
 RUN python3 -m venv /opt/botsecret \
-    && /opt/botsecret/bin/pip install --no-cache-dir --only-binary=:all: --no-binary=botsecret-operator . \
+    && /opt/botsecret/bin/pip install --no-cache-dir --only-binary=:all: . \
     && /opt/botsecret/bin/python -m compileall -q /opt/botsecret
 
 FROM ${BASE}
