@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cli_check import add_check, add_render
 from .cli_status import add_rotate, add_status, add_sync
+
+if TYPE_CHECKING:
+    from .runtime import OperatorConfig
 
 RUN_ENVIRONMENT = """\
 environment:
@@ -22,6 +27,11 @@ environment:
                         as --metrics-port
   BOTSECRET_PROVIDER_TIMEOUT
                         seconds per provider call (default 10)
+  BOTSECRET_LEADER_ELECTION
+                        "false": as --no-leader-election
+  BOTSECRET_LEASE_NAME, BOTSECRET_LEASE_DURATION
+                        as --lease-name, --lease-duration
+  POD_NAME              this replica's name in the Lease (default: the host name), with a random suffix
 """
 
 
@@ -37,7 +47,9 @@ def _run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from . import handlers  # noqa: F401 - registers the handlers
-    from .runtime import OperatorConfig, OperatorNamespaceMissing, Runtime
+    from .leader import LeaseNamespaceMissing
+    from .metrics import LEADER
+    from .runtime import OperatorConfig, OperatorNamespaceMissing
 
     # The runtime reads its settings from the environment, so flags and env vars agree.
     if args.allow_ambient_credentials:
@@ -45,6 +57,39 @@ def _run(args: argparse.Namespace) -> int:
     if args.operator_namespace:
         os.environ["BOTSECRET_NAMESPACE"] = args.operator_namespace
     settings = OperatorConfig.from_environment()
+    kopf.configure(verbose=args.verbose,
+                   log_format=kopf.LogFormat.JSON if log_format(args) == "json" else kopf.LogFormat.FULL)
+    quiet_chatty_libraries()
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.metrics_address)
+    try:
+        # A standby starts nothing of kopf and writes nothing (not even the HMAC key) until it leads.
+        elector = _lead(args, settings.namespace) if args.leader_election else None
+    except LeaseNamespaceMissing as e:
+        return _fail(str(OperatorNamespaceMissing(e.namespace)))
+    except ConfigException:
+        return _fail("no Kubernetes credentials: neither in-cluster nor a kubeconfig ($KUBECONFIG)")
+    except ApiException as e:
+        return _fail(f"reading the operator's namespace {settings.namespace!r} failed with HTTP {e.status} {e.reason}")
+    if elector is None:
+        LEADER.set(1)
+        return _reconcile(args, settings)
+    # Until kopf handles SIGTERM itself, a stop must still release the Lease (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    elector.keep(on_lost=_lost_leadership)
+    try:
+        return _reconcile(args, settings)
+    finally:
+        elector.release()
+
+
+def _reconcile(args: argparse.Namespace, settings: OperatorConfig) -> int:
+    import kopf
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import ConfigException
+
+    from .runtime import OperatorNamespaceMissing, Runtime
+
     # Before kopf runs: what makes the operator unable to start is said in one line, not a traceback
     # repeated by kopf's retries of a startup handler.
     try:
@@ -56,12 +101,6 @@ def _run(args: argparse.Namespace) -> int:
     except ApiException as e:
         return _fail(f"reading the HMAC key Secret in namespace {settings.namespace!r} failed with "
                      f"HTTP {e.status} {e.reason}")
-    if args.metrics_port:
-        start_http_server(args.metrics_port, addr=args.metrics_address)
-
-    kopf.configure(verbose=args.verbose,
-                   log_format=kopf.LogFormat.JSON if log_format(args) == "json" else kopf.LogFormat.FULL)
-    quiet_chatty_libraries()
     namespaces = args.namespace or []
     kopf.run(
         clusterwide=not namespaces,
@@ -76,6 +115,47 @@ def _run(args: argparse.Namespace) -> int:
 def log_format(args: argparse.Namespace) -> str:
     """``text`` or ``json``; ``--json-logs`` is the older spelling of ``--log-format json``."""
     return "json" if args.json_logs else str(args.log_format)
+
+
+def _lead(args: argparse.Namespace, namespace: str) -> Any:
+    """Block until this replica holds the Lease, answering liveness probes meanwhile."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from .leader import Elector, LeaseConfig, LeaseNamespaceMissing
+    from .runtime import api_client
+
+    api = api_client()
+    # A Lease in a missing namespace answers 403 (the Role is granted in the namespace), not 404.
+    try:
+        client.CoreV1Api(api).read_namespace(namespace)
+    except ApiException as e:
+        if e.status == 404:
+            raise LeaseNamespaceMissing(namespace) from None
+        raise
+    from .standby import serving_liveness
+
+    elector = Elector(client.CoordinationV1Api(api),
+                      LeaseConfig(namespace=namespace, name=args.lease_name, duration=args.lease_duration))
+    with serving_liveness(args.liveness):
+        elector.acquire()
+    return elector
+
+
+def _lost_leadership() -> None:
+    import logging
+
+    logging.getLogger("botsecret.leader").error(
+        "leader election: could not renew the Lease in time; exiting at once so that only the new "
+        "leader reconciles (the Pod restarts and waits as a standby)")
+    logging.shutdown()
+    # Not a graceful kopf stop: a cycle still running could write after another replica leads.
+    os._exit(1)
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() not in ("0", "false", "no", "off")
 
 
 def _uninstall(args: argparse.Namespace) -> int:
@@ -139,6 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--allow-ambient-credentials", action="append", metavar="NAMESPACE",
                      help="let BotSecrets of this namespace use the operator's own AWS/GCP identity "
                           "(repeatable; '*' for all). Default: no namespace may")
+    run.add_argument("--leader-election", action=argparse.BooleanOptionalAction,
+                     default=_env_flag("BOTSECRET_LEADER_ELECTION", True),
+                     help="reconcile only while holding a coordination.k8s.io Lease in the operator's "
+                          "namespace, so that several replicas can run (default: on; off only for a "
+                          "single process, e.g. in development)")
+    run.add_argument("--lease-name", default=os.environ.get("BOTSECRET_LEASE_NAME", "botsecret-operator"),
+                     help="the Lease's name (default: botsecret-operator)")
+    run.add_argument("--lease-duration", type=float, default=float(os.environ.get("BOTSECRET_LEASE_DURATION", "15")),
+                     help="seconds a standby waits after the leader's last renewal before it takes over "
+                          "(default: 15; the leader gives up after two thirds of it)")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_run)
 

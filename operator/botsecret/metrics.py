@@ -14,6 +14,7 @@ from . import __version__
 __all__ = [
     "BUILD",
     "LAST_SUCCESS",
+    "LEADER",
     "PROVIDER_LOGINS",
     "PROVIDER_REQUESTS",
     "READY",
@@ -62,3 +63,4 @@ def forget(namespace: str, name: str) -> None:
     for gauge in (READY, LAST_SUCCESS):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
+LEADER = Gauge("botsecret_leader", "1 while this replica holds the leader Lease and reconciles, else 0.")

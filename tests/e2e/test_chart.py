@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.harness import botsecrets as bs
@@ -79,9 +80,12 @@ def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(containers[0])
 
 
-def manifest_rules() -> list[dict[str, Any]]:
-    docs = list(yaml.safe_load_all((REPO / "manifests" / "rbac.yaml").read_text()))
-    return list(one([d for d in docs if d], "ClusterRole")["rules"])
+def manifest_docs(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((REPO / "manifests" / name).read_text()) if d]
+
+
+def manifest_rules(kind: str = "ClusterRole") -> list[dict[str, Any]]:
+    return list(one(manifest_docs("rbac.yaml"), kind)["rules"])
 
 
 def test_helm_lint_passes(helm: Callable[..., subprocess.CompletedProcess[str]]) -> None:
@@ -94,10 +98,15 @@ def test_default_values_render_the_operator_of_the_manifests(
     helm: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     docs = render(helm)
-    assert sorted(d["kind"] for d in docs) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    assert sorted(d["kind"] for d in docs) == ["ClusterRole", "ClusterRoleBinding", "Deployment",
+                                               "PodDisruptionBudget", "Role", "RoleBinding", "ServiceAccount"]
     deployment = one(docs, "Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    plain_docs = manifest_docs("operator.yaml")
+    plain = one(plain_docs, "Deployment")
+    assert deployment["spec"]["replicas"] == plain["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert deployment["spec"]["strategy"] == plain["spec"]["strategy"]
     container = operator_container(docs)
     args = container["args"]
     assert args[0] == "run"
@@ -108,9 +117,21 @@ def test_default_values_render_the_operator_of_the_manifests(
     assert "-n" not in args, "default must watch all namespaces"
     assert "--allow-ambient-credentials" not in args, "default must allow no namespace ambient credentials"
     assert container["env"][0] == {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+    assert container["env"][1] == {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    assert flag_values(args, "--lease-name") == ["rel-botsecret-operator"]
+    assert flag_values(args, "--lease-duration") == ["15"]
+    assert "--no-leader-election" not in args
+
+    # Two replicas on different nodes, one at a time disrupted.
+    terms = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"]
+    assert [t["podAffinityTerm"]["topologyKey"] for t in terms] == ["kubernetes.io/hostname"]
+    assert terms[0]["podAffinityTerm"]["labelSelector"] == deployment["spec"]["selector"]
+    budget = one(docs, "PodDisruptionBudget")
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": deployment["spec"]["selector"]}
+    assert one(plain_docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
 
     # Security settings and resources as in manifests/operator.yaml.
-    plain = yaml.safe_load((REPO / "manifests" / "operator.yaml").read_text())
     plain_pod = plain["spec"]["template"]["spec"]
     plain_container = plain_pod["containers"][0]
     assert deployment["spec"]["template"]["spec"]["securityContext"] == plain_pod["securityContext"]
@@ -124,7 +145,7 @@ def test_default_values_render_the_operator_of_the_manifests(
     assert labels["app.kubernetes.io/version"] == "0.1.0"
     assert labels["app.kubernetes.io/managed-by"] == "Helm"
     assert labels["helm.sh/chart"] == "botsecret-operator-0.1.0"
-    assert {d["metadata"]["name"] for d in docs} == {"rel-botsecret-operator"}
+    assert {d["metadata"]["name"] for d in docs} == {"rel-botsecret-operator", "rel-botsecret-operator-leader-election"}
     binding = one(docs, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-botsecret-operator", "namespace": "ops"}]
     assert binding["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
@@ -156,13 +177,35 @@ def test_values_render_the_matching_flags(
 def test_rendered_clusterrole_rules_equal_the_manifests(
     helm: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
-    assert one(render(helm), "ClusterRole")["rules"] == manifest_rules()
+    docs = render(helm)
+    assert one(docs, "ClusterRole")["rules"] == manifest_rules()
+    # Leases only in the operator's own namespace, for leader election.
+    assert one(docs, "Role")["rules"] == manifest_rules("Role")
+    assert manifest_rules("Role") == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                       "verbs": ["get", "create", "update"]}]
+    binding = one(docs, "RoleBinding")
+    assert binding["metadata"]["namespace"] == "ops"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-botsecret-operator", "namespace": "ops"}]
+
+
+def test_leader_election_can_be_turned_off_for_one_replica_only(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    docs = render(helm, "--set", "leaderElection.enabled=false", "--set", "replicas=1")
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--no-leader-election" in operator_container(docs)["args"]
+    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding", "PodDisruptionBudget")]
+    done = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION,
+                "--set", "leaderElection.enabled=false", check=False)
+    assert done.returncode != 0 and "leaderElection.enabled" in done.stderr, done.stderr
 
 
 def test_rbac_and_serviceaccount_can_be_left_out(helm: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     docs = render(helm, "--set", "rbac.create=false", "--set", "serviceAccount.create=false",
                   "--set", "serviceAccount.name=existing")
-    assert [d["kind"] for d in docs] == ["Deployment"]
+    assert sorted(d["kind"] for d in docs) == ["Deployment", "PodDisruptionBudget"]
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "existing"
 
 
@@ -218,6 +261,8 @@ def test_uninstall_hook_is_opt_in_and_runs_botsecret_uninstall_as_the_operator(
     ("metrics.port=70000", "metrics/port"),
     ("watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
     ("metrics.enabeld=true", "enabeld"),
+    ("replicas=0", "replicas"),
+    ("leaderElection.leaseDurationSeconds=1", "leaseDurationSeconds"),
 ])
 def test_schema_refuses_invalid_values(
     helm: Callable[..., subprocess.CompletedProcess[str]], setting: str, field: str,
@@ -288,6 +333,12 @@ def test_install_and_uninstall_on_the_apiserver(
         "app.kubernetes.io/instance"] == name
     role = kube.rbac.read_cluster_role(fullname)
     assert kube.api.sanitize_for_serialization(role)["rules"] == manifest_rules()
+    lease_role = kube.rbac.read_namespaced_role(f"{fullname}-leader-election", release_ns)
+    assert kube.api.sanitize_for_serialization(lease_role)["rules"] == manifest_rules("Role")
+    assert deployment.spec.replicas == 2
+    assert kube.api.sanitize_for_serialization(
+        client.PolicyV1Api(kube.api).read_namespaced_pod_disruption_budget(fullname, release_ns))["spec"][
+        "maxUnavailable"] == 1
     binding = kube.rbac.read_cluster_role_binding(fullname)
     assert binding.role_ref.name == fullname
     assert [(s.kind, s.name, s.namespace) for s in binding.subjects] == [("ServiceAccount", fullname, release_ns)]
@@ -309,6 +360,7 @@ def test_install_and_uninstall_on_the_apiserver(
     wait_gone(lambda: kube.core.read_namespaced_service_account(fullname, release_ns), "the ServiceAccount")
     wait_gone(lambda: kube.rbac.read_cluster_role(fullname), "the ClusterRole")
     wait_gone(lambda: kube.rbac.read_cluster_role_binding(fullname), "the ClusterRoleBinding")
+    wait_gone(lambda: kube.rbac.read_namespaced_role(f"{fullname}-leader-election", release_ns), "the Role")
 
     kept = kube.core.read_namespaced_secret("bot-credentials", namespace)
     assert kept.metadata.uid == made.metadata.uid

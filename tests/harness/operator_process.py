@@ -91,6 +91,8 @@ class OperatorProcess:
     proc: Popen[bytes] | None = field(default=None, repr=False)
     health_port: int = 0
     metrics_port: int = 0
+    # A started operator leads (holds the Lease) before start() returns, unless a test runs a standby.
+    await_leadership: bool = True
 
     def start(self) -> None:
         self.health_port, self.metrics_port = processes.free_port(), processes.free_port()
@@ -103,6 +105,10 @@ class OperatorProcess:
                  "PYTHONUNBUFFERED": "1", **self.env},
         )
         processes.wait_until(self._healthy, timeout=60, what="operator", proc=self.proc, log=self.log)
+        if self.await_leadership:
+            # A Lease left by a killed operator expires after its duration (15 s).
+            processes.wait_until(lambda: self.metric("botsecret_leader") == 1, timeout=60,
+                                 what="operator leading", proc=self.proc, log=self.log)
 
     def _healthy(self) -> bool:
         url = f"http://127.0.0.1:{self.health_port}/healthz"
