@@ -27,6 +27,9 @@ environment:
                         as --metrics-port
   BOTSECRET_PROVIDER_TIMEOUT
                         seconds per provider call (default 10)
+  BOTSECRET_SYNC_THREADS
+                        threads for sync cycles and store checks (default 64), so that BotSecrets
+                        stuck on a slow provider cannot stall the others
   BOTSECRET_LEADER_ELECTION
                         "false": as --no-leader-election
   BOTSECRET_LEASE_NAME, BOTSECRET_LEASE_DURATION

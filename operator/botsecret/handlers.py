@@ -8,6 +8,7 @@ name.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime
 import json
 import logging
@@ -49,6 +50,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if "runtime" not in memo:  # `botsecret run` starts it before kopf, to fail in one clear line
         memo.runtime = await asyncio.to_thread(Runtime.start, OperatorConfig.from_environment())
     runtime: Runtime = memo.runtime
+    # Every cycle runs in asyncio's default executor (asyncio.to_thread); size it on purpose.
+    asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(
+        max_workers=runtime.settings.sync_threads, thread_name_prefix="botsecret-sync"))
     memo.store_watch = watch = StoreWatch(runtime.api, runtime.pool, runtime.stores, runtime.dependents)
     memo.store_watch_task = asyncio.create_task(watch.run())
 

@@ -77,6 +77,10 @@ def _names(text: str | None) -> frozenset[str]:
 class OperatorConfig:
     namespace: str = "botsecret-system"
     provider_timeout: float = 10.0
+    # Threads for sync cycles and store checks. Each blocks for up to the provider timeout on a
+    # slow or black-holed endpoint; asyncio's default pool (cores + 4 threads) would let a handful
+    # of stuck BotSecrets stall every other one.
+    sync_threads: int = 64
     # Namespaces whose BotSecrets may use the operator's own cloud identity ("*": all). Empty by
     # default: a BotSecret acts as its own namespace's identity or not at all.
     ambient_namespaces: frozenset[str] = frozenset()
@@ -86,6 +90,7 @@ class OperatorConfig:
         return cls(
             namespace=os.environ.get("BOTSECRET_NAMESPACE") or os.environ.get("POD_NAMESPACE") or cls.namespace,
             provider_timeout=float(os.environ.get("BOTSECRET_PROVIDER_TIMEOUT", cls.provider_timeout)),
+            sync_threads=int(os.environ.get("BOTSECRET_SYNC_THREADS", cls.sync_threads)),
             ambient_namespaces=_names(os.environ.get("BOTSECRET_AMBIENT_NAMESPACES")),
         )
 
