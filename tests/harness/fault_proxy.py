@@ -34,6 +34,7 @@ class FaultProxy:
         self.port = 0
         self.accepted = 0  # connections accepted, in any mode
         self.throttled = 0  # requests answered with ThrottlingException
+        self.forwarded = 0  # chunks of client bytes passed on to the upstream
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -122,6 +123,8 @@ class FaultProxy:
             try:
                 while data := src.recv(65536):
                     dst.sendall(data)
+                    if src is client:
+                        self.forwarded += 1
             except OSError:
                 pass
             finally:
