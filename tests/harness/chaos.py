@@ -15,6 +15,7 @@ import pytest
 class Record:
     faults: list[str] = field(default_factory=list)
     survived: list[str] = field(default_factory=list)
+    known: dict[str, str] = field(default_factory=dict)  # fault -> the open issue it is expected to fail on
     bad_inputs: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     leaked: int | None = None  # set by the suite's last test, which scans for every test value
@@ -41,10 +42,12 @@ def begin() -> None:
 
 
 @contextlib.contextmanager
-def fault(name: str) -> Iterator[None]:
+def fault(name: str, *, known_issue: str | None = None) -> Iterator[None]:
     """One injected fault: counted when injected, counted as survived only if every assertion
-    about it (made inside the block) passed."""
+    about it (made inside the block) passed. ``known_issue``: the test is an expected failure."""
     RECORD.faults.append(name)
+    if known_issue:
+        RECORD.known[name] = known_issue
     yield
     RECORD.survived.append(name)
 
@@ -77,4 +80,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     took = (RECORD.ended or time.monotonic()) - RECORD.started
     terminalreporter.write_sep("=", "chaos")
     terminalreporter.write_line(RECORD.summary())
+    for name in RECORD.faults:
+        if name not in RECORD.survived:
+            known = RECORD.known.get(name)
+            terminalreporter.write_line(f"not survived: {name}" + (f" (expected: {known})" if known else ""))
     terminalreporter.write_line(f"chaos suite took {took:.0f} s")
