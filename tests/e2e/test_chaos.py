@@ -11,6 +11,7 @@ prints the suite's one summary line.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import datetime
 import json
@@ -502,7 +503,8 @@ def test_operator_sigkill_during_a_debounce_gives_one_restart(operator: Any, kub
             operator.kill()
             assert bot.replicasets() == 1, "the restart came before the debounce ended"
         finally:
-            operator.start()
+            if operator.proc is None:  # killed: start it again (a failure before the kill leaves it running)
+                operator.start()
         wait_for(lambda: bot.replicasets() == 2, timeout=60, what="the debounced restart after the kill")
         bot.settled()
         bot.assert_restarts()
@@ -526,7 +528,8 @@ def test_operator_sigkill_with_a_rollout_in_progress_gives_one_restart_per_rotat
             operator.kill()
             bot.rotate("B")  # while it is gone, and while the rollout is still going
         finally:
-            operator.start()
+            if operator.proc is None:  # killed: start it again (a failure before the kill leaves it running)
+                operator.start()
         wait_for(lambda: (c := bs.condition(bs.get(kube, namespace, "bot"), "RolloutComplete"))
                  and c["reason"] == "WaitingForRollout", timeout=60, what="the new restart waiting for the rollout")
         assert bot.replicasets() == 2
@@ -536,6 +539,73 @@ def test_operator_sigkill_with_a_rollout_in_progress_gives_one_restart_per_rotat
         bot.assert_restarts()
         entry = rollout_entry(kube, namespace, "bot", "Deployment", "app")
         assert entry is not None and entry["restartedFor"] == ["B"], entry
+
+
+@contextlib.contextmanager
+def withheld(kube: Kube, group: str, resource: str, verb: str) -> Iterator[None]:
+    """The operator's ClusterRole without one verb on one resource, restored afterwards: a way to
+    stop a cycle at one exact step (the apiserver answers 403 there) without touching the code."""
+    role = kube.rbac.read_cluster_role("botsecret-operator")
+    original = kube.api.sanitize_for_serialization(role)["rules"]
+    rules = copy.deepcopy(original)
+    for rule in rules:
+        if group in rule.get("apiGroups", []) and resource in rule.get("resources", []):
+            rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+    kube.rbac.patch_cluster_role("botsecret-operator", {"rules": rules})
+    try:
+        yield
+    finally:
+        kube.rbac.patch_cluster_role("botsecret-operator", {"rules": original})
+
+
+def test_operator_sigkill_between_the_secret_write_and_the_template_patch(
+    operator: Any, kube: Kube, namespace: str, aws: MotoServer,
+) -> None:
+    bot = Bot(kube, namespace, aws, aws.endpoint)
+    bot.settled()
+    with chaos.fault("operator SIGKILL between the Secret write and the template patch"):
+        try:
+            with withheld(kube, "apps", "deployments", "patch"):
+                value = bot.rotate("A")
+                wait_for(lambda: (bs.secret_data(kube, namespace, "bot-env") or {}).get("A") == value, timeout=60,
+                         what="the Secret written")
+                wait_for(lambda: (c := bs.condition(bs.get(kube, namespace, "bot"), "RolloutComplete"))
+                         and c["reason"] == "RolloutError", timeout=60, what="the template patch refused")
+                operator.kill()
+                assert bot.replicasets() == 1
+        finally:
+            if operator.proc is None:  # killed: start it again (a failure before the kill leaves it running)
+                operator.start()
+        wait_for(lambda: bot.replicasets() == 2, timeout=60, what="the restart after the operator came back")
+        bot.settled()
+        bot.assert_restarts()
+
+
+def test_operator_sigkill_between_the_template_patch_and_the_status_write(
+    operator: Any, kube: Kube, namespace: str, aws: MotoServer,
+) -> None:
+    # No debounce: the restart comes in the cycle that writes the Secret, before its status write.
+    # (With one, the pending restart lives only in status, so an unwritable status holds it back.)
+    bot = Bot(kube, namespace, aws, aws.endpoint, debounce="0s")
+    bot.settled()
+    with chaos.fault("operator SIGKILL between the template patch and the status write"):
+        try:
+            with withheld(kube, "botsecret.dev", "botsecrets/status", "patch"):
+                rotated_status = (bs.get(kube, namespace, "bot").get("status") or {}).get("dataHMAC")
+                bot.rotate("A")
+                wait_for(lambda: bot.replicasets() == 2, timeout=60, what="the template patched")
+                operator.kill()
+                assert (bs.get(kube, namespace, "bot").get("status") or {}).get("dataHMAC") == rotated_status, \
+                    "the status was written: the kill came too late to test anything"
+        finally:
+            if operator.proc is None:  # killed: start it again (a failure before the kill leaves it running)
+                operator.start()
+        bot.settled()
+        bot.assert_restarts()
+        bot.rotate("B")
+        wait_for(lambda: bot.replicasets() == 3, timeout=60, what="the next rotation's restart")
+        bot.settled()
+        bot.assert_restarts()
 
 
 # ---------------------------------------------------------------------------------------------
