@@ -630,6 +630,40 @@ def test_an_apiserver_restart_costs_nothing(operator: Any, cluster: ControlPlane
         assert bs.secret_data(kube, namespace, "bot-env")["A"] == value
 
 
+def test_a_watch_expired_by_compaction_is_relisted_without_a_write_or_restart(
+    operator: Any, cluster: ControlPlane, kube: Kube, namespace: str, aws: MotoServer,
+) -> None:
+    bot = Bot(kube, namespace, aws, aws.endpoint)
+    bot.settled()
+    with chaos.fault("watch expiry: etcd compacted past the operator's resourceVersion"):
+        since = audit_now()
+        compacted = cluster.restart_apiserver(compact=True)
+        assert compacted is not None
+
+        def watches() -> list[int]:
+            # resourceVersions the operator's BotSecret watches resumed from since the restart. The
+            # apiserver answers a compacted one with an Expired (410) event in a 200 stream.
+            found = []
+            for e in cluster.audit_events():
+                uri = e.get("requestURI", "")
+                if (e.get("user", {}).get("username") == OPERATOR_USER and e.get("verb") == "watch"
+                        and uri.startswith("/apis/botsecret.dev/v1alpha1/botsecrets?")
+                        and e.get("requestReceivedTimestamp", "") >= since and "resourceVersion=" in uri):
+                    found.append(int(uri.split("resourceVersion=")[1].split("&")[0]))
+            return found
+
+        resumed = wait_for(lambda: (w := watches()) and min(w) < compacted <= max(w) and w, timeout=60,
+                           what="a watch from before the compaction, then one from a fresh list")
+        assert min(resumed) < compacted
+        bot.settled()
+        assert secret_writes(cluster, namespace, "bot-env", since=since) == []
+        bot.assert_restarts()
+        bot.rotate("A")
+        wait_for(lambda: bot.replicasets() == 2, timeout=60, what="the rotation's restart after the relist")
+        bot.settled()
+        bot.assert_restarts()
+
+
 def test_an_etcd_stall_is_survived_and_nothing_is_written_twice(
     operator: Any, cluster: ControlPlane, kube: Kube, namespace: str, aws: MotoServer, healthy_proxy: FaultProxy,
 ) -> None:

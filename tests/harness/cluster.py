@@ -103,6 +103,7 @@ class ControlPlane:
     ca: CertificateAuthority | None = field(default=None, repr=False)
     etcd: Popen[bytes] | None = field(default=None, repr=False)
     apiserver: Popen[bytes] | None = field(default=None, repr=False)
+    etcd_port: int = 0
     _apiserver_argv: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -120,7 +121,8 @@ class ControlPlane:
         kcm = ca.issue("controller-manager", cn="system:kube-controller-manager")
         sa_key, sa_pub = service_account_keypair(pki_dir)
 
-        etcd_port, etcd_peer = processes.free_port(), processes.free_port()
+        self.etcd_port = etcd_port = processes.free_port()
+        etcd_peer = processes.free_port()
         etcd_log = self.workdir / "etcd.log"
         self.procs.append(processes.start([
             str(self.bin_dir / "etcd"), "--name=default", f"--data-dir={self.workdir / 'etcd'}",
@@ -189,16 +191,36 @@ class ControlPlane:
         processes.wait_until(self._default_service_account_exists, timeout=120,
                              what="kube-controller-manager", proc=self.procs[-1], log=kcm_log)
 
-    def restart_apiserver(self) -> None:
+    def restart_apiserver(self, *, compact: bool = False) -> int | None:
         """Stop kube-apiserver (SIGTERM, as a rolling control-plane upgrade does) and start it
-        again with the same flags and port over the same etcd; wait until it is ready."""
+        again with the same flags and port over the same etcd; wait until it is ready. With
+        ``compact``, etcd's history is compacted while it is down, so that every watch resumed at
+        an older resourceVersion is answered 410 Gone; then answer the compacted revision."""
         assert self.apiserver is not None
         old = self.apiserver
         processes.stop(old, timeout=15)
+        revision = self.compact_etcd() if compact else None
         self.apiserver = processes.start(self._apiserver_argv, log=self.workdir / "kube-apiserver.log")
         self.procs[self.procs.index(old)] = self.apiserver
         processes.wait_until(self._api_ready, timeout=120, what="kube-apiserver after restart",
                              proc=self.apiserver, log=self.workdir / "kube-apiserver.log")
+        return revision
+
+    def compact_etcd(self) -> int:
+        """Compact etcd up to its current revision (its JSON gateway); answer that revision."""
+        import base64
+        import json
+
+        def call(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            request = urllib.request.Request(f"http://127.0.0.1:{self.etcd_port}{path}", data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answer: dict[str, Any] = json.loads(response.read())
+                return answer
+
+        revision = int(call("/v3/kv/range", {"key": base64.b64encode(b"/").decode(), "limit": 1})["header"]["revision"])
+        call("/v3/kv/compaction", {"revision": revision, "physical": True})
+        return revision
 
     def pause_etcd(self) -> None:
         """SIGSTOP etcd: it keeps its sockets and answers nothing, as a disk stall does."""
