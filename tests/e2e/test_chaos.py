@@ -748,6 +748,55 @@ def test_concurrent_writers_on_the_managed_secret_lose_nothing(operator: Any, cl
         assert len(secret_writes(cluster, namespace, "bot-env", since=since)) == len(rotated)
 
 
+def test_concurrent_writers_on_the_botsecrets_status_cost_no_restart(operator: Any, cluster: ControlPlane,
+                                                                     kube: Kube, namespace: str, aws: MotoServer) -> None:
+    bot = Bot(kube, namespace, aws, aws.endpoint)
+    bot.settled()
+    stop = threading.Event()
+    conflicts, written = [0], [0]
+
+    def writer(kind: str) -> None:
+        # Another controller that keeps a condition of its own in the status, read-modify-write.
+        while not stop.is_set():
+            body = bs.get(kube, namespace, "bot")
+            conditions = [c for c in body["status"].get("conditions", []) if c["type"] != kind]
+            conditions.append({"type": kind, "status": "True", "reason": "Seen", "message": str(written[0]),
+                               "lastTransitionTime": "2026-01-01T00:00:00Z"})
+            body["status"]["conditions"] = conditions
+            try:
+                kube.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "botsecrets", "bot", body)
+                written[0] += 1
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                conflicts[0] += 1
+
+    with chaos.fault("two read-modify-write writers on the BotSecret's status"):
+        threads = [threading.Thread(target=writer, args=(k,), daemon=True) for k in ("AuditedA", "AuditedB")]
+        for t in threads:
+            t.start()
+        since = audit_now()
+        try:
+            rotated = {}
+            for key in ("A", "B"):
+                rotated[key] = bot.rotate(key)
+                wait_for(lambda: bot.replicasets() == 1 + bot.restarts, timeout=60, what=f"the restart for {key}")
+                bot.settled()
+            wait_for(lambda: conflicts[0] > 0, timeout=30, what="409 conflicts on the status")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        assert written[0] > 0
+        status = bot.settled()
+        assert bs.ready({"status": status})["status"] == "True"
+        data = bs.secret_data(kube, namespace, "bot-env") or {}
+        chaos.writes_lost(sum(data.get(k) != v for k, v in rotated.items()))
+        assert {k: data.get(k) for k in rotated} == rotated
+        bot.assert_restarts()
+        assert len(secret_writes(cluster, namespace, "bot-env", since=since)) == len(rotated)
+
+
 # ---------------------------------------------------------------------------------------------
 # Last: no value of the suite leaked anywhere, and the summary
 # ---------------------------------------------------------------------------------------------
