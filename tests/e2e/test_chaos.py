@@ -60,11 +60,11 @@ def proxy(aws: MotoServer) -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def healthy_proxy(proxy: FaultProxy) -> Iterator[FaultProxy]:
-    if proxy._listener is None:
+    if not proxy.running:
         proxy.start()
     proxy.set_mode("pass")
     yield proxy
-    if proxy._listener is None:
+    if not proxy.running:
         proxy.start()
     proxy.set_mode("pass")
 
@@ -410,7 +410,7 @@ def test_a_provider_outage_keeps_the_secret_and_recovery_restarts_nothing(
                 assert proxy.throttled > 0
 
             # Back, and nobody asks: the backoff alone brings it back.
-            if proxy._listener is None:
+            if not proxy.running:
                 proxy.start()
             proxy.set_mode("pass")
             bs.wait_ready(kube, namespace, "bot", reason="Synced", timeout=120)
