@@ -15,7 +15,7 @@ from tests.harness.vault import OpenBao
 
 ARTIFACTS = Path(os.environ.get("BOTSECRET_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 
-pytest_plugins = ["tests.harness.cluster_fixtures", "tests.harness.gcp_fixtures"]
+pytest_plugins = ["tests.harness.cluster_fixtures", "tests.harness.gcp_fixtures", "tests.harness.chaos"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,9 +7,11 @@ repository). There is no kubelet: Deployments get ReplicaSets and Pods objects, 
 from __future__ import annotations
 
 import os
+import signal
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +101,10 @@ class ControlPlane:
     nobody_kubeconfig: Path = Path()
     audit_log: Path = Path()
     ca: CertificateAuthority | None = field(default=None, repr=False)
+    etcd: Popen[bytes] | None = field(default=None, repr=False)
+    apiserver: Popen[bytes] | None = field(default=None, repr=False)
+    etcd_port: int = 0
+    _apiserver_argv: list[str] = field(default_factory=list, repr=False)
 
     @property
     def ca_path(self) -> Path:
@@ -115,7 +121,8 @@ class ControlPlane:
         kcm = ca.issue("controller-manager", cn="system:kube-controller-manager")
         sa_key, sa_pub = service_account_keypair(pki_dir)
 
-        etcd_port, etcd_peer = processes.free_port(), processes.free_port()
+        self.etcd_port = etcd_port = processes.free_port()
+        etcd_peer = processes.free_port()
         etcd_log = self.workdir / "etcd.log"
         self.procs.append(processes.start([
             str(self.bin_dir / "etcd"), "--name=default", f"--data-dir={self.workdir / 'etcd'}",
@@ -126,6 +133,7 @@ class ControlPlane:
             f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
             "--log-level=warn", "--unsafe-no-fsync", "--quota-backend-bytes=4294967296",
         ], log=etcd_log))
+        self.etcd = self.procs[-1]
         processes.wait_until(lambda: processes.port_open(etcd_port), timeout=30, what="etcd",
                              proc=self.procs[-1], log=etcd_log)
 
@@ -136,7 +144,7 @@ class ControlPlane:
         self.api_port = processes.free_port()
         self.server = f"https://127.0.0.1:{self.api_port}"
         api_log = self.workdir / "kube-apiserver.log"
-        self.procs.append(processes.start([
+        self._apiserver_argv = [
             str(self.bin_dir / "kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.api_port}",
@@ -153,7 +161,9 @@ class ControlPlane:
             "--allow-privileged=true", "--v=1",
             f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
             "--audit-log-mode=blocking", "--audit-log-format=json",
-        ], log=api_log))
+        ]
+        self.apiserver = processes.start(self._apiserver_argv, log=api_log)
+        self.procs.append(self.apiserver)
         self.admin_kubeconfig = write_kubeconfig(
             self.workdir / "admin.kubeconfig", server=self.server, ca=ca.cert_path, user="admin",
             cert=admin[0], key=admin[1])
@@ -180,6 +190,54 @@ class ControlPlane:
         # proves the controllers are running and can write.
         processes.wait_until(self._default_service_account_exists, timeout=120,
                              what="kube-controller-manager", proc=self.procs[-1], log=kcm_log)
+
+    def restart_apiserver(self, *, compact: bool = False) -> int | None:
+        """Stop kube-apiserver (SIGTERM, as a rolling control-plane upgrade does) and start it
+        again with the same flags and port over the same etcd; wait until it is ready. With
+        ``compact``, etcd's history is compacted while it is down, so that every watch resumed at
+        an older resourceVersion is answered 410 Gone; then answer the compacted revision."""
+        assert self.apiserver is not None
+        old = self.apiserver
+        processes.stop(old, timeout=15)
+        revision = self.compact_etcd() if compact else None
+        self.apiserver = processes.start(self._apiserver_argv, log=self.workdir / "kube-apiserver.log")
+        self.procs[self.procs.index(old)] = self.apiserver
+        processes.wait_until(self._api_ready, timeout=120, what="kube-apiserver after restart",
+                             proc=self.apiserver, log=self.workdir / "kube-apiserver.log")
+        return revision
+
+    def compact_etcd(self) -> int:
+        """Compact etcd up to its current revision (its JSON gateway); answer that revision."""
+        import base64
+        import json
+
+        def call(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            request = urllib.request.Request(f"http://127.0.0.1:{self.etcd_port}{path}", data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answer: dict[str, Any] = json.loads(response.read())
+                return answer
+
+        revision = int(call("/v3/kv/range", {"key": base64.b64encode(b"/").decode(), "limit": 1})["header"]["revision"])
+        call("/v3/kv/compaction", {"revision": revision, "physical": True})
+        return revision
+
+    def pause_etcd(self) -> None:
+        """SIGSTOP etcd: it keeps its sockets and answers nothing, as a disk stall does."""
+        assert self.etcd is not None
+        os.kill(self.etcd.pid, signal.SIGSTOP)
+
+    def resume_etcd(self) -> None:
+        assert self.etcd is not None
+        os.kill(self.etcd.pid, signal.SIGCONT)
+
+    def etcd_healthy(self) -> bool:
+        """What the apiserver itself says about etcd (its readyz check), within two seconds."""
+        try:
+            with urllib.request.urlopen(f"{self.server}/readyz/etcd", context=self._ssl_context(), timeout=2) as r:
+                return bool(r.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
 
     def _ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.ca_path))

@@ -124,6 +124,12 @@ class OperatorProcess:
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a node loss ends it: no cleanup handler, no last write."""
+        if self.proc is not None:
+            processes.kill(self.proc)
+            self.proc = None
+
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             return str(response.read().decode())

@@ -89,6 +89,13 @@ def stop(proc: subprocess.Popen[bytes], *, timeout: float = 10) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process and its group at once, and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
 def survivors() -> list[int]:
     """PIDs of started processes (or members of their groups) that are still alive."""
     alive = []

@@ -25,6 +25,8 @@ from .vault_auth import VaultLogin, static_token
 
 __all__ = ["VaultProvider"]
 
+# Named in "unreachable" messages: the address is what the reader of the condition must check.
+ADDRESS_FIELD = "spec.provider.vault.address"
 RATE_LIMIT_RETRY_AFTER = 5.0
 
 
@@ -87,7 +89,8 @@ class VaultProvider:
         except requests.exceptions.SSLError:
             raise _tls_failed(self._source.address, "the token lookup") from None
         except requests.RequestException as exc:
-            raise Unavailable(f"Vault at {self._source.address} unreachable ({type(exc).__name__})") from None
+            raise Unavailable(f"Vault at {self._source.address} ({ADDRESS_FIELD}) unreachable "
+                              f"({type(exc).__name__})") from None
         return "logged in"
 
     def close(self) -> None:
@@ -106,7 +109,8 @@ class VaultProvider:
             raise _tls_failed(self._source.address, f"reading {what}") from None
         except requests.RequestException as exc:
             raise Unavailable(
-                f"Vault at {self._source.address} unreachable reading {what} ({type(exc).__name__})"
+                f"Vault at {self._source.address} ({ADDRESS_FIELD}) unreachable reading {what} "
+                f"({type(exc).__name__})"
             ) from None
         except hvac_errors.VaultError as exc:
             return _classify(exc, what)
