@@ -40,7 +40,7 @@ class Loaded:
     pool: ProviderPool
 
     def answers(self) -> ProviderAnswers:
-        from .diagnose import fetch_answers
+        from .reconcile import fetch_answers
 
         return fetch_answers(self.pool, self.namespace, self.spec, self.resolved)
 

@@ -11,13 +11,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .assemble import ProviderAnswers, plan_fetches
-from .connect import ProviderPool
+from .assemble import ProviderAnswers
 from .providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, TlsError, Unavailable
 from .resolve import ResolvedSource, StoreError
-from .spec import AwsSource, BotSecretSpec, ProviderConfig, provider_kind
+from .spec import AwsSource, BotSecretSpec, ProviderConfig
 
-__all__ = ["HINTS", "CheckRow", "check_rows", "error_class", "fetch_answers", "format_table"]
+__all__ = ["HINTS", "CheckRow", "check_rows", "error_class", "format_table"]
 
 OK = "OK"
 
@@ -52,27 +51,6 @@ class CheckRow:
     @property
     def ok(self) -> bool:
         return self.result == OK
-
-
-def fetch_answers(pool: ProviderPool, namespace: str, spec: BotSecretSpec,
-                  resolved: Mapping[str, ResolvedSource | ProviderError]) -> ProviderAnswers:
-    """What each source's provider answers for its references, asked with the credentials its store names."""
-    answers: dict[str, Mapping[RemoteRef, Fetched | ProviderError]] = {}
-    for source_name, refs in plan_fetches(spec).items():
-        source = resolved.get(source_name)
-        try:
-            if source is None:
-                raise StoreError("StoreNotFound", f"source {source_name!r} is not in spec.sources")
-            if isinstance(source, ProviderError):
-                raise source
-            field = f"{source.store.kind} {source.store.name!r}: spec.provider.{provider_kind(source.provider)}"
-            answers[source_name] = pool.get(namespace, source.provider, field).fetch(refs)
-        except ProviderError as e:
-            answers[source_name] = dict.fromkeys(refs, e)
-        except Exception as e:  # noqa: BLE001 - one row per reference, not a traceback; its text may echo data
-            answers[source_name] = dict.fromkeys(refs, Unavailable(f"source {source_name!r}: unexpected "
-                                                                   f"{type(e).__name__}"))
-    return answers
 
 
 def error_class(error: ProviderError, provider: ProviderConfig | None) -> str:

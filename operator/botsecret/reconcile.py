@@ -18,7 +18,7 @@ from .assemble import SECRET_SIZE_LIMIT, KeyOrigin, ProviderAnswers, assemble, p
 from .connect import ProviderPool
 from .fingerprint import data_hmac, namespace_key
 from .providers.base import Fetched, ProviderError, RemoteRef, Throttled, Unavailable
-from .resolve import ResolvedSource, StoreLookup, resolve
+from .resolve import ResolvedSource, StoreError, StoreLookup, resolve
 from .scheduling import Retry
 from .spec import BotSecretSpec, InvalidSpec, VaultSource, parse_spec, provider_kind
 from .stores import plain_http_addresses
@@ -26,7 +26,8 @@ from .templating import TemplateFailed, render
 from .values import SecretValue
 
 __all__ = [
-    "FORCE_SYNC_ANNOTATION", "SyncContext", "SyncResult", "force_requested", "from_synced", "keys_synced", "sync",
+    "FORCE_SYNC_ANNOTATION", "SyncContext", "SyncResult", "fetch_answers", "force_requested", "from_synced",
+    "keys_synced", "sync",
 ]
 
 FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
@@ -89,22 +90,23 @@ def keys_synced(count: int, target: str) -> str:
     return f"{count} {'key' if count == 1 else 'keys'} synced to Secret {target!r}"
 
 
-def _fetch_all(ctx: SyncContext, namespace: str, spec: BotSecretSpec,
-               resolved: Mapping[str, ResolvedSource | ProviderError]) -> ProviderAnswers:
+def fetch_answers(pool: ProviderPool, namespace: str, spec: BotSecretSpec,
+                  resolved: Mapping[str, ResolvedSource | ProviderError]) -> ProviderAnswers:
+    """What each source's provider answers for its references, asked with the credentials its
+    store names; a source that cannot be used answers its error for each of its references."""
     answers: dict[str, Mapping[RemoteRef, Fetched | ProviderError]] = {}
     for source_name, refs in plan_fetches(spec).items():
         source = resolved.get(source_name)
         try:
             if source is None:
-                raise Unavailable(f"source {source_name!r} is not in spec.sources")
+                raise StoreError("StoreNotFound", f"source {source_name!r} is not in spec.sources")
             if isinstance(source, ProviderError):
                 raise source
             field = f"{source.store.kind} {source.store.name!r}: spec.provider.{provider_kind(source.provider)}"
-            provider = ctx.pool.get(namespace, source.provider, field)
-            answers[source_name] = provider.fetch(refs)
+            answers[source_name] = pool.get(namespace, source.provider, field).fetch(refs)
         except ProviderError as e:
             answers[source_name] = dict.fromkeys(refs, e)
-        except Exception as e:  # noqa: BLE001 - a bug in one provider must not stop the others
+        except Exception as e:  # noqa: BLE001 - a bug in one provider must not stop the others; its text may echo data
             error = Unavailable(f"source {source_name!r}: unexpected {type(e).__name__}")
             answers[source_name] = dict.fromkeys(refs, error)
     return answers
@@ -152,7 +154,7 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
             return kept
 
     resolved = resolve(ctx.stores, namespace, spec.sources)
-    answers = _fetch_all(ctx, namespace, spec, resolved)
+    answers = fetch_answers(ctx.pool, namespace, spec, resolved)
     built = assemble(spec, answers)
     if built.failure is not None:
         errors = [e for per_ref in answers.values() for e in per_ref.values() if isinstance(e, ProviderError)]

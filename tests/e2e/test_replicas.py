@@ -38,7 +38,8 @@ def two_replicas(operator: OperatorProcess, artifacts: Path,
     operator.stop()
     test = request.node.name.removeprefix("test_")[:40]
     replicas = tuple(OperatorProcess(kubeconfig=operator.kubeconfig, log=artifacts / f"operator-{test}-{n}.log",
-                                     env=dict(operator.env)) for n in ("a", "b"))
+                                     env={**operator.env, "BOTSECRET_LEADER_ELECTION": "true"})
+                     for n in ("a", "b"))
     try:
         for replica in replicas:
             replica.await_leadership = False  # the second one stays a standby

@@ -155,6 +155,12 @@ AMBIENT_ENV = {
     "AWS_ACCESS_KEY_ID": "ambient-testing", "AWS_SECRET_ACCESS_KEY": "ambient-testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+# The session's operator is one process, as `--no-leader-election` runs it in development: the
+# chaos suite stops the apiserver and etcd for longer than a leader may go without renewing its
+# Lease, and a leader that cannot renew exits at once (as client-go's do; in a cluster its Pod
+# restarts), which would leave the rest of the session without an operator. Leader election is
+# tested by tests/e2e/test_replicas.py, whose processes turn it on.
+SINGLE_PROCESS_ENV = {"BOTSECRET_LEADER_ELECTION": "false"}
 
 
 def deploy(kube: Kube, cluster: ControlPlane, artifacts: Path, **env: Any) -> OperatorProcess:
@@ -168,6 +174,6 @@ def deploy(kube: Kube, cluster: ControlPlane, artifacts: Path, **env: Any) -> Op
     apply_file(kube, REPO / "manifests" / "user-roles.yaml")
     kubeconfig = operator_kubeconfig(kube, cluster, artifacts / "operator.kubeconfig")
     operator = OperatorProcess(kubeconfig=kubeconfig, log=artifacts / "operator.log",
-                               env={**AMBIENT_ENV, **{k: str(v) for k, v in env.items()}})
+                               env={**AMBIENT_ENV, **SINGLE_PROCESS_ENV, **{k: str(v) for k, v in env.items()}})
     operator.start()
     return operator

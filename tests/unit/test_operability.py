@@ -193,7 +193,7 @@ class BrokenPool:
 
 
 def test_an_unexpected_error_is_a_row_of_its_own_not_a_traceback() -> None:
-    from botsecret.diagnose import fetch_answers
+    from botsecret.reconcile import fetch_answers
 
     answers = fetch_answers(BrokenPool(), "ns", SPEC, resolved())  # type: ignore[arg-type]
     rows = check_rows(SPEC, resolved(), answers)
