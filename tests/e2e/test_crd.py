@@ -160,12 +160,13 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         node: Any = spec
         for part in parents:
             node = node[int(part)] if isinstance(node, list) else node[part]
+        # A copy each time: a mutation may run more than once (the chaos suite reruns these cases).
         if isinstance(node, list):
-            node[int(last)] = value
+            node[int(last)] = copy.deepcopy(value)
         elif value is _DELETE:
             del node[last]
         else:
-            node[last] = value
+            node[last] = copy.deepcopy(value)
     return mutate
 
 

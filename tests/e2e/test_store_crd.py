@@ -115,7 +115,11 @@ def test_sparse_stores_get_the_parsers_defaults(kube: Kube, botsecret_crd: dict[
 
 
 def _provider(kind: str) -> Callable[[dict[str, Any]], None]:
-    return _set("provider", copy.deepcopy(PROVIDERS[kind]))
+    def mutate(spec: dict[str, Any]) -> None:
+        # A fresh copy each time: the chaos suite runs these mutations again, and later ones of a
+        # case change what this one set.
+        spec["provider"] = copy.deepcopy(PROVIDERS[kind])
+    return mutate
 
 
 # id, store kind, mutation of the spec, field path the message names, fragment, parse_store refuses too
