@@ -24,7 +24,7 @@ from .providers.base import ProviderError, Unavailable
 from .resolve import GROUP, VERSION, ResolvedSource, StoreKey, StoreLookup, resolve, store_key
 from .spec import BotSecretSpec, InvalidSpec, parse_spec
 
-__all__ = ["InputError", "Loaded", "from_cluster", "from_file"]
+__all__ = ["InputError", "Loaded", "from_cluster", "from_file", "read_botsecret"]
 
 
 class InputError(Exception):
@@ -147,14 +147,19 @@ def from_cluster(name: str, namespace: str) -> Loaded:
     api = _api()
     if api is None:
         raise InputError("no Kubernetes credentials: neither in-cluster nor a kubeconfig ($KUBECONFIG)")
-    custom: Any = client.CustomObjectsApi(api)
+    body = read_botsecret(client.CustomObjectsApi(api), namespace, name)
+    return _loaded(name, namespace, body, StoreLookup(api), client.CoreV1Api(api))
+
+
+def read_botsecret(custom: Any, namespace: str, name: str) -> dict[str, Any]:
+    """A BotSecret from the apiserver, or an InputError that says why not."""
     try:
         body: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "botsecrets", name)
     except ApiException as e:
         if e.status == 404:
             raise InputError(f"BotSecret {name!r} not found in namespace {namespace!r}") from None
         raise InputError(f"reading BotSecret {name!r} failed with HTTP {e.status} {e.reason}") from None
-    return _loaded(name, namespace, body, StoreLookup(api), client.CoreV1Api(api))
+    return body
 
 
 def _loaded(name: str, namespace: str, body: Mapping[str, Any], lookup: StoreLookup, core: Any) -> Loaded:

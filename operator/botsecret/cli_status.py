@@ -14,7 +14,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .cli_input import InputError
+from .cli_input import InputError, read_botsecret
 from .cycle import FORCE_SYNC_ANNOTATION, ROTATE_NOW_ANNOTATION
 from .resolve import GROUP, VERSION
 from .status_report import report
@@ -40,21 +40,11 @@ def _custom() -> Any:
         raise InputError("no Kubernetes credentials: neither in-cluster nor a kubeconfig ($KUBECONFIG)") from None
 
 
-def _get(custom: Any, namespace: str, name: str) -> dict[str, Any]:
-    try:
-        body: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "botsecrets", name)
-    except ApiException as e:
-        if e.status == 404:
-            raise InputError(f"BotSecret {name!r} not found in namespace {namespace!r}") from None
-        raise InputError(f"reading BotSecret {name!r} failed with HTTP {e.status} {e.reason}") from None
-    return body
-
-
 def _status(args: argparse.Namespace) -> int:
     try:
         custom = _custom()
         if args.name:
-            bodies = [_get(custom, args.namespace or "default", args.name)]
+            bodies = [read_botsecret(custom, args.namespace or "default", args.name)]
         elif args.namespace:
             bodies = custom.list_namespaced_custom_object(GROUP, VERSION, args.namespace, "botsecrets")["items"]
         else:
@@ -93,7 +83,7 @@ def _force(custom: Any, namespace: str, name: str, rotate: bool) -> str:
 
 def _handled(custom: Any, namespace: str, name: str, token: str, timeout: float) -> dict[str, Any] | None:
     def seen() -> dict[str, Any] | None:
-        status: dict[str, Any] = _get(custom, namespace, name).get("status") or {}
+        status: dict[str, Any] = read_botsecret(custom, namespace, name).get("status") or {}
         return status if status.get("forceSyncHandled") == token else None
     found: dict[str, Any] | None = _wait(seen, timeout)
     return found
@@ -103,7 +93,7 @@ def _sync(args: argparse.Namespace) -> int:
     namespace = args.namespace or "default"
     try:
         custom = _custom()
-        _get(custom, namespace, args.name)
+        read_botsecret(custom, namespace, args.name)
         token = _force(custom, namespace, args.name, rotate=False)
         print(f"{namespace}/{args.name}: force-sync {token} requested")
         status = _handled(custom, namespace, args.name, token, args.timeout)
@@ -128,7 +118,7 @@ def _follow(custom: Any, namespace: str, name: str, before: Mapping[str, str], t
     deadline = time.monotonic() + timeout
     said: dict[str, str] = {}
     while True:
-        status = _get(custom, namespace, name).get("status") or {}
+        status = read_botsecret(custom, namespace, name).get("status") or {}
         entries = {f"{e.get('kind')}/{e.get('name')}": e for e in status.get("rollout") or []}
         restarted = {w: e for w, e in entries.items() if e.get("startedAt") and e.get("startedAt") != before.get(w)}
         pending = status.get("pendingRollout")
@@ -166,7 +156,7 @@ def _rotate(args: argparse.Namespace) -> int:
     namespace = args.namespace or "default"
     try:
         custom = _custom()
-        before = _started(_get(custom, namespace, args.name).get("status") or {})
+        before = _started(read_botsecret(custom, namespace, args.name).get("status") or {})
         token = _force(custom, namespace, args.name, rotate=True)
         print(f"{namespace}/{args.name}: rotate-now {token} requested", flush=True)
         status = _handled(custom, namespace, args.name, token, args.timeout)
