@@ -11,6 +11,9 @@ repo=$(cd "$here/.." && pwd)
 cache=${BOTSECRET_CACHE:-$HOME/.cache/botsecret}/image
 mkdir -p "$cache"
 bash "$here/install-image-tools.sh"
+# Runs that share the cache build one at a time (vfs storage is not safe for concurrent writers).
+exec 9>"$cache/.build.lock"
+flock 9
 
 buildah() { command buildah --root "$cache/storage" --runroot "$cache/run" --storage-driver vfs "$@"; }
 
