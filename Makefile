@@ -9,8 +9,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+# Editable: code changes need no reinstall, only pyproject.toml's (dependencies, entry points).
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
 
 binaries:
 	@start=$$(date +%s); bash hack/build-binaries.sh >/dev/null; \
@@ -21,8 +25,11 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Concurrent shards, each with a world of its own (tests/harness/shard_runner.py); ends with
+# "N passed, N failed". SHARDS=N changes their number, PYTEST_ARGS goes to every shard.
+SHARDS ?= 2
 test: install binaries lint
-	$(BIN)/pytest
+	$(BIN)/python -m tests.harness.shard_runner --shards $(SHARDS) $(PYTEST_ARGS)
 
 test-fast: lint
 	$(BIN)/pytest -m "not rollout"
