@@ -33,7 +33,7 @@ FAILED_TAIL_LINES = 150
 HEARTBEAT_SECONDS = 60.0
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 _SUMMARY = re.compile(r"^=+ .*\bin [\d.]+s\b.* =+$")
-_PROGRESS = re.compile(r"\[\s*(\d+)%\]\s*$")
+_PROGRESS = re.compile(r"\[\s*(\d+)%\]\s*$", re.MULTILINE)
 
 
 @dataclass
@@ -58,7 +58,8 @@ class Shard:
 
     def start(self, pytest_args: list[str]) -> None:
         env = {**os.environ, "BOTSECRET_SHARD": str(self.index), "BOTSECRET_SHARDS": str(self.count),
-               "BOTSECRET_ARTIFACTS": str(self.root / f"shard-{self.index}"), "BOTSECRET_PORTS": self.ports}
+               "BOTSECRET_ARTIFACTS": str(self.root / f"shard-{self.index}"), "BOTSECRET_PORTS": self.ports,
+               "PYTHONUNBUFFERED": "1"}  # the log shows progress as it happens
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args],
@@ -152,7 +153,7 @@ def report(shards: list[Shard], took: float) -> int:
     print("==== shards ====")
     for shard in shards:
         print(f"shard {shard.index}: {shard.took:.0f} s, exit {shard.returncode}: {shard.summary()}")
-    others = ", ".join(f"{n} {k}" for k, n in sorted(totals.items()) if k not in ("passed", "failed"))
+    others = ", ".join(f"{n} {k}" for k, n in sorted(totals.items()) if k not in ("passed", "failed", "deselected"))
     print(f"all shards: {took:.0f} s" + (f"; {others}" if others else ""))
     failed = totals.get("failed", 0) + totals.get("errors", 0)
     if failed == 0 and not all(s.passed for s in shards):

@@ -6,8 +6,9 @@ assignment must come out the same in each: it depends only on the collected node
 below and the shard count.
 
 - A module stays whole: its module-scoped fixtures (the chaos suite's proxy) start once.
-- Modules with a test marked one-per-host (``HOST_EXCLUSIVE``: the kubelet node holds a host
-  lock) all go to shard 0, so two shards never wait on each other for the host.
+- Modules with a test that needs what is one per host (marked ``HOST_MARKERS`` or using a fixture
+  of ``HOST_FIXTURES``: the kubelet node holds a host-wide lock for its whole session) all go to
+  shard 0, so one shard never waits for another to end before its node can start.
 - The leak scan (marker ``leaks``) runs in every shard, last: each scans its own world.
 - The rest is spread longest first onto the shard with the least so far (LPT). A module not in
   ``SECONDS`` (new tests) weighs ``DEFAULT_TEST_SECONDS`` per test.
@@ -28,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-HOST_EXCLUSIVE = frozenset({"node"})
+HOST_MARKERS = frozenset({"node", "hostcheck"})
+HOST_FIXTURES = frozenset({"node"})
 EVERY_SHARD = frozenset({"leaks"})
 DEFAULT_TEST_SECONDS = 5.0
 UNIT_TEST_SECONDS = 0.05
@@ -43,6 +45,10 @@ def _module(nodeid: str) -> str:
 
 def _markers(item: pytest.Item) -> set[str]:
     return {mark.name for mark in item.iter_markers()}
+
+
+def _host_bound(item: pytest.Item) -> bool:
+    return bool(_markers(item) & HOST_MARKERS or set(getattr(item, "fixturenames", ())) & HOST_FIXTURES)
 
 
 def assign(items: Iterable[pytest.Item], count: int) -> dict[str, int | None]:
@@ -61,7 +67,7 @@ def assign(items: Iterable[pytest.Item], count: int) -> dict[str, int | None]:
         marks = set().union(*(_markers(i) for i in members))
         if marks & EVERY_SHARD:
             placed[module] = None
-        elif marks & HOST_EXCLUSIVE:
+        elif any(_host_bound(i) for i in members):
             placed[module] = 0
             load[0] += weight(module)
     for module in sorted((m for m in tests if m not in placed), key=lambda m: (-weight(m), m)):

@@ -17,6 +17,7 @@ from tests.harness import shard_runner, shards
 class Item:
     nodeid: str
     marks: list[str] = field(default_factory=list)
+    fixturenames: list[str] = field(default_factory=list)
 
     def iter_markers(self) -> list[Any]:
         return [SimpleNamespace(name=name) for name in self.marks]
@@ -44,8 +45,9 @@ def test_one_per_host_modules_share_shard_zero_and_the_leak_scan_runs_everywhere
                "tests/e2e/test_zz_leaks.py": 5.0}
     found = items(weights, monkeypatch, **{"tests/e2e/test_node.py": "node", "tests/e2e/test_demo.py": "node",
                                            "tests/e2e/test_zz_leaks.py": "leaks"})
+    found.append(Item("tests/e2e/test_revert.py::test_uses_the_node", fixturenames=["kube", "node"]))
     placed = shards.assign(found, 3)
-    assert placed["tests/e2e/test_node.py"] == placed["tests/e2e/test_demo.py"] == 0
+    assert placed["tests/e2e/test_node.py"] == placed["tests/e2e/test_demo.py"] == placed["tests/e2e/test_revert.py"] == 0
     assert placed["tests/e2e/test_zz_leaks.py"] is None
     assert placed["tests/e2e/test_big.py"] == 1  # shard 0 already carries the node tests
 
