@@ -25,11 +25,12 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Concurrent shards, each with a world of its own (tests/harness/shard_runner.py); ends with
-# "N passed, N failed". SHARDS=N changes their number, PYTEST_ARGS goes to every shard.
+# Concurrent shards, each with a world of its own (tests/harness/shard_runner.py), and the linters
+# beside them (CPU-bound while the tests mostly wait); ends with "N passed, N failed" and fails if
+# a shard or the linters failed. SHARDS=N changes their number, PYTEST_ARGS goes to every shard.
 SHARDS ?= 2
-test: install binaries lint
-	$(BIN)/python -m tests.harness.shard_runner --shards $(SHARDS) $(PYTEST_ARGS)
+test: install binaries
+	$(BIN)/python -m tests.harness.shard_runner --shards $(SHARDS) --beside '$(MAKE) --no-print-directory lint' $(PYTEST_ARGS)
 
 test-fast: lint
 	$(BIN)/pytest -m "not rollout"

@@ -11,7 +11,9 @@ Each shard's output goes to ``test-artifacts/shard-K.log``; a line per shard eve
 how far it is. At the end: each shard's duration and pytest summary, the chaos suite's summary
 line when a shard ran it, the last lines of every failing shard's log, and last, alone on a line,
 ``N passed, N failed``. Exit 0 only if every shard passed; pytest's exit code 5 (no test
-selected, e.g. ``-m chaos`` leaves a shard nothing) counts as passed.
+selected, e.g. ``-m chaos`` leaves a shard nothing) counts as passed. ``--beside CMD`` runs a
+command next to the shards (``make test``: the linters, CPU-bound while the tests mostly wait);
+its log is ``test-artifacts/beside.log``, printed if it fails, and its failure fails the run.
 """
 
 from __future__ import annotations
@@ -100,19 +102,43 @@ class Shard:
         return lines
 
 
-def run(count: int, pytest_args: list[str]) -> int:
+@dataclass
+class Beside:
+    """A command run next to the shards (the linters: CPU-bound while the tests mostly wait)."""
+
+    command: str
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    took: float = 0.0
+
+    def start(self) -> None:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(self.command, shell=True, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        self.started = time.monotonic()
+
+
+def run(count: int, pytest_args: list[str], beside: str | None = None) -> int:
     root = Path(os.environ.get("BOTSECRET_ARTIFACTS", REPO / "test-artifacts"))
     root.mkdir(parents=True, exist_ok=True)
     shards = [Shard(i, count, root) for i in range(count)]
+    side = Beside(beside, root / "beside.log") if beside else None
     began = time.monotonic()
     try:
+        if side is not None:
+            side.start()
+            print(f"beside the shards: {side.command} (log {side.log})", flush=True)
         for shard in shards:
             shard.start(pytest_args)
             print(f"shard {shard.index}: pytest pid {shard.proc.pid if shard.proc else '?'}, ports {shard.ports}, "
                   f"log {shard.log.relative_to(REPO) if shard.log.is_relative_to(REPO) else shard.log}", flush=True)
         beat = time.monotonic()
-        while any(s.returncode is None for s in shards):
+        while any(s.returncode is None for s in shards) or (side and side.proc and side.proc.poll() is None):
             time.sleep(1)  # the poll interval of the processes' exit; nothing is inferred from it
+            if side is not None and side.proc is not None and side.proc.poll() is not None and not side.took:
+                side.took = time.monotonic() - side.started
+                print(f"beside: {side.command}: exit {side.proc.returncode} after {side.took:.0f} s", flush=True)
             for shard in shards:
                 if shard.returncode is not None and not shard.took:
                     shard.took = time.monotonic() - shard.started
@@ -122,18 +148,18 @@ def run(count: int, pytest_args: list[str]) -> int:
                 running = ", ".join(f"shard {s.index} {s.progress()}" for s in shards if s.returncode is None)
                 print(f"shards: {time.monotonic() - began:.0f} s, {running}", flush=True)
     finally:
-        for shard in shards:
-            if shard.proc is not None and shard.proc.poll() is None:
-                shard.proc.terminate()
+        for proc in [s.proc for s in shards] + [side.proc if side else None]:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    shard.proc.wait(60)
-                if shard.proc.poll() is None:
-                    shard.proc.kill()
-                    shard.proc.wait()
-    return report(shards, time.monotonic() - began)
+                    proc.wait(60)
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    return report(shards, time.monotonic() - began, side)
 
 
-def report(shards: list[Shard], took: float) -> int:
+def report(shards: list[Shard], took: float, side: Beside | None = None) -> int:
     totals: dict[str, int] = {}
     for shard in shards:
         shard.took = shard.took or time.monotonic() - shard.started
@@ -150,7 +176,14 @@ def report(shards: list[Shard], took: float) -> int:
             tail = shard.text().splitlines()[-FAILED_TAIL_LINES:]
             print(f"---- shard {shard.index} failed (exit {shard.returncode}); last {len(tail)} lines of {shard.log} ----")
             print("\n".join(tail))
+    side_failed = side is not None and side.proc is not None and side.proc.returncode != 0
+    if side is not None and side_failed:
+        tail = side.log.read_text(errors="replace").splitlines()[-FAILED_TAIL_LINES:]
+        print(f"---- {side.command} failed; last {len(tail)} lines of {side.log} ----")
+        print("\n".join(tail))
     print("==== shards ====")
+    if side is not None and side.proc is not None:
+        print(f"beside: {side.command}: {side.took:.0f} s, exit {side.proc.returncode}")
     for shard in shards:
         print(f"shard {shard.index}: {shard.took:.0f} s, exit {shard.returncode}: {shard.summary()}")
     others = ", ".join(f"{n} {k}" for k, n in sorted(totals.items()) if k not in ("passed", "failed", "deselected"))
@@ -159,14 +192,15 @@ def report(shards: list[Shard], took: float) -> int:
     if failed == 0 and not all(s.passed for s in shards):
         failed = 1  # a shard that died without a summary still fails the run
     print(f"{totals.get('passed', 0)} passed, {failed} failed", flush=True)
-    return 0 if failed == 0 and all(s.passed for s in shards) else 1
+    return 0 if failed == 0 and all(s.passed for s in shards) and not side_failed else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0], allow_abbrev=False)
     parser.add_argument("--shards", type=int, default=int(os.environ.get("SHARDS", "2")))
+    parser.add_argument("--beside", help="a shell command to run next to the shards; its failure fails the run")
     args, pytest_args = parser.parse_known_args()
-    return run(args.shards, pytest_args)
+    return run(args.shards, pytest_args, args.beside)
 
 
 if __name__ == "__main__":

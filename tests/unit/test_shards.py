@@ -108,3 +108,16 @@ def test_the_closing_line_sums_the_shards_and_counts_no_tests_as_passed(tmp_path
     assert re.search(r"shard 2: 602 s, exit 5: 12 deselected", "\n".join(out))
     assert any(line.startswith("---- shard 0 failed (exit 1)") for line in out)
     assert not any(line.startswith("---- shard 2 failed") for line in out)
+
+
+def test_a_failing_command_beside_the_shards_fails_the_run_and_shows_its_log(tmp_path: Any, capsys: Any) -> None:
+    shard = shard_runner.Shard(0, 1, tmp_path)
+    shard.log.write_text("=== 3 passed in 1.00s ===\n")
+    shard.proc = type("Done", (), {"poll": lambda self: 0})()  # type: ignore[assignment]
+    side = shard_runner.Beside("make lint", tmp_path / "beside.log")
+    side.log.write_text("operator/x.py:1: error: Missing return type\n")
+    side.proc = type("Done", (), {"returncode": 2})()  # type: ignore[assignment]
+    assert shard_runner.report([shard], 5.0, side) == 1
+    out = capsys.readouterr().out
+    assert "Missing return type" in out and "beside: make lint: 0 s, exit 2" in out
+    assert out.splitlines()[-1] == "3 passed, 0 failed"
