@@ -50,11 +50,17 @@ def _service_account(cluster: bool, what: str) -> dict[str, Any]:
 
 def provider_schema(cluster: bool) -> dict[str, Any]:
     aws = {
-        "type": "object", "description": "AWS Secrets Manager in one region.", "required": ["region"],
+        "type": "object", "description": "AWS Secrets Manager or Systems Manager Parameter Store in one region.",
+        "required": ["region"],
         "properties": {
             "region": _s("AWS region of the secrets, such as eu-west-1.", minLength=1, maxLength=64),
-            "endpoint": _s("Secrets Manager endpoint URL instead of the region's public one (a VPC endpoint, or "
-                           "a local test server).", maxLength=2048, **{"x-kubernetes-validations": [URL_RULE]}),
+            "service": _s("Which AWS service holds the values: SecretsManager (secrets) or ParameterStore "
+                          "(Systems Manager parameters, String and SecureString; a remote name is the parameter "
+                          "name, a version pins a version number or a label).",
+                          default="SecretsManager", enum=["SecretsManager", "ParameterStore"]),
+            "endpoint": _s("Secrets Manager (or Parameter Store) endpoint URL instead of the region's public one "
+                           "(a VPC endpoint, or a local test server).", maxLength=2048,
+                           **{"x-kubernetes-validations": [URL_RULE]}),
             "credentialsSecretRef": _secret_ref(
                 "Secret with the keys accessKeyId and secretAccessKey (and optionally sessionToken).", cluster),
             "serviceAccountName": _service_account(

@@ -153,6 +153,10 @@ class ProviderPool:
                 )
             elif not self.ambient_allowed(namespace):
                 raise _ambient_refused(namespace, field)
+            if conf.service == "ParameterStore":
+                from .providers.aws_ssm import ParameterStoreProvider
+
+                return ParameterStoreProvider(conf, credentials=aws_creds, timeout=self._timeout)
             return AwsProvider(conf, credentials=aws_creds, timeout=self._timeout)
         if isinstance(conf, GcpSource):
             from .providers.gcp import GcpProvider

@@ -25,7 +25,9 @@ from .spec import (
     object_name,
 )
 
-__all__ = ["NamespaceCondition", "StoreSpec", "parse_store", "plain_http_addresses"]
+AWS_SERVICES = ("SecretsManager", "ParameterStore")
+
+__all__ = ["AWS_SERVICES", "NamespaceCondition", "StoreSpec", "parse_store", "plain_http_addresses"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,12 @@ def _secret_ref(conf: Mapping[str, Any], key: str, path: str, *, home: str | Non
 
 
 def _aws(conf: Mapping[str, Any], path: str, home: str | None) -> AwsSource:
+    service = conf.get("service", "SecretsManager")
+    if service not in AWS_SERVICES:
+        raise InvalidSpec(f"{path}.service", "must be SecretsManager or ParameterStore")
     provider = AwsSource(
         region=_str(conf, "region", path, required=True) or "",
+        service=service,
         endpoint=_str(conf, "endpoint", path),
         credentials_secret=_secret_ref(conf, "credentialsSecretRef", path, home=home),
         service_account_name=object_name(conf, "serviceAccountName", path),

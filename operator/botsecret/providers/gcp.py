@@ -26,6 +26,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials
 
+from ..remote import FindQuery
 from ..spec import GcpSource
 from ..values import SecretValue
 from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, Unavailable
@@ -106,6 +107,31 @@ class GcpProvider:
         except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, grpc.RpcError, OSError) as exc:
             raise Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager") from None
         return "listed secrets"
+
+    def list_matching(self, query: FindQuery) -> list[str]:
+        """Ids of the secrets that match ``query`` (at most one more than its ``max_matches``),
+        listed with ListSecrets' ``filter`` (``name:`` for the prefix, ``labels.k=v`` per label,
+        joined by AND) and checked again here: ``name:`` matches anywhere in the name."""
+        if query.prefix is not None and not _SECRET_ID.match(query.prefix):
+            return []  # no secret id can start with it
+        client = self._get_client()
+        shown = f"gcp project {self._source.project!r}: listing secrets ({list_filter(query) or 'no filter'})"
+        request: dict[str, Any] = {"parent": self._parent(), "page_size": LIST_PAGE_SIZE}
+        if list_filter(query):
+            request["filter"] = list_filter(query)
+        names: list[str] = []
+        try:
+            for secret in client.list_secrets(request=request, timeout=self._timeout, retry=None):
+                secret_id = str(secret.name).rsplit("/", 1)[-1]
+                if query.matches(secret_id, dict(secret.labels)):
+                    names.append(secret_id)
+                    if len(names) > query.max_matches:
+                        break
+        except gexc.GoogleAPICallError as exc:
+            raise _classify(exc, shown) from None
+        except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, grpc.RpcError, OSError) as exc:
+            raise Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager") from None
+        return names
 
     def close(self) -> None:
         with self._lock:
@@ -209,6 +235,22 @@ class GcpProvider:
             # The parse error could quote the key; name the problem only.
             raise AccessDenied("gcp: credentialsSecretRef does not hold a service-account key JSON "
                                f"({type(exc).__name__})") from None
+
+
+LIST_PAGE_SIZE = 250
+# A label value Google accepts unquoted in a filter; anything else is quoted.
+_PLAIN_LABEL_VALUE = re.compile(r"^[a-z0-9_-]+$")
+
+
+def list_filter(query: FindQuery) -> str:
+    """The ListSecrets filter for what ``query`` selects, in Google's filter syntax."""
+    terms = []
+    if query.prefix is not None:
+        terms.append(f"name:{query.prefix}")
+    for key, value in sorted(query.tags.items()):
+        shown = value if _PLAIN_LABEL_VALUE.match(value) else json.dumps(value)
+        terms.append(f"labels.{key}={shown}")
+    return " AND ".join(terms)
 
 
 _CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
