@@ -21,6 +21,7 @@ __all__ = [
     "DataFromItem",
     "DataItem",
     "FindItem",
+    "GcpFederationSettings",
     "GcpSource",
     "InvalidSpec",
     "Rewrite",
@@ -104,6 +105,22 @@ class GcpSource:
     location: str | None = None
     endpoint: str | None = None
     credentials_secret: SecretRef | None = None
+    # Workload Identity Federation: a token of this ServiceAccount is exchanged at Google's STS.
+    service_account_name: str | None = None
+    federation: GcpFederationSettings | None = None
+
+
+@dataclass(frozen=True)
+class GcpFederationSettings:
+    """``workloadIdentity`` of a GCP store: the pool provider's audience, the audience of the
+    ServiceAccount token (the audience by default), an optional Google service account to
+    impersonate, and endpoints instead of Google's (tests, private access)."""
+
+    audience: str
+    token_audience: str
+    service_account_email: str | None = None
+    sts_endpoint: str | None = None
+    iam_endpoint: str | None = None
 
 
 @dataclass(frozen=True)

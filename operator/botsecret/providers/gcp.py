@@ -30,6 +30,7 @@ from ..remote import FindQuery
 from ..spec import GcpSource
 from ..values import SecretValue
 from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, Unavailable
+from .gcp_federation import GcpFederation, federated_credentials
 
 __all__ = ["GcpProvider"]
 
@@ -63,9 +64,12 @@ class GcpProvider:
 
     def __init__(
         self, source: GcpSource, *, credentials_json: bytes | None = None, timeout: float = 10.0,
+        federation: GcpFederation | None = None,
     ) -> None:
         self._source = source
         self._credentials_json = credentials_json
+        self._federation = federation
+        self._supplier: Any = None
         self._timeout = timeout
         self._client: Any = None
         self._lock = threading.Lock()
@@ -103,9 +107,9 @@ class GcpProvider:
         try:
             client.list_secrets(request={"parent": self._parent(), "page_size": 1}, timeout=self._timeout, retry=None)
         except gexc.GoogleAPICallError as exc:
-            raise _classify(exc, shown) from None
+            raise self._failed(exc, shown) from None
         except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, grpc.RpcError, OSError) as exc:
-            raise Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager") from None
+            raise self._failed(exc, shown) from None
         return "listed secrets"
 
     def list_matching(self, query: FindQuery) -> list[str]:
@@ -128,9 +132,9 @@ class GcpProvider:
                     if len(names) > query.max_matches:
                         break
         except gexc.GoogleAPICallError as exc:
-            raise _classify(exc, shown) from None
+            raise self._failed(exc, shown) from None
         except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, grpc.RpcError, OSError) as exc:
-            raise Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager") from None
+            raise self._failed(exc, shown) from None
         return names
 
     def close(self) -> None:
@@ -151,12 +155,20 @@ class GcpProvider:
         try:
             response = client.access_secret_version(request={"name": name}, timeout=self._timeout, retry=None)
         except gexc.GoogleAPICallError as exc:
-            return _classify(exc, shown), isinstance(exc, _STORE_DOWN)
+            return self._failed(exc, shown), isinstance(exc, _STORE_DOWN)
         except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, grpc.RpcError, OSError) as exc:
             # Raised before or around the RPC (token refresh, DNS, sockets); their messages can
             # quote server responses, so only the type is shown.
-            return Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager"), True
+            return self._failed(exc, shown), True
         return _checked(response, shown), False
+
+    def _failed(self, exc: Exception, shown: str) -> ProviderError:
+        """The classified error of a failed call, by its cause when the credentials are federated."""
+        if isinstance(exc, gexc.GoogleAPICallError):
+            error = _classify(exc, shown)
+        else:
+            error = Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager")
+        return _federation_error(self, error, shown, str(exc))
 
     def version_name(self, ref: RemoteRef) -> str:
         """The full version resource name ``ref`` denotes in this source."""
@@ -218,6 +230,10 @@ class GcpProvider:
     def _credentials(self) -> Any:
         from google.oauth2 import service_account
 
+        if self._federation is not None:
+            credentials, self._supplier = federated_credentials(self._federation, list(SCOPES))
+            return credentials
+
         if self._credentials_json is None:
             import google.auth
 
@@ -266,6 +282,27 @@ def _host_port(url: str, *, default_port: int) -> str:
 
 def _shown(ref: RemoteRef) -> str:
     return f"gcp secret {ref.name!r} version {ref.version or 'latest'}"
+
+
+# What google-auth's errors say when Google's STS or the IAM credentials API refused the exchange.
+_FEDERATION_REFUSED = ("Unable to acquire impersonated credentials", "access_denied", "unauthorized_client",
+                       "invalid_grant", "invalid_request", "PERMISSION_DENIED")
+
+
+def _federation_error(provider: GcpProvider, error: ProviderError, shown: str, text: str) -> ProviderError:
+    """A failed federated call by its cause: the ServiceAccount token (by name), or a refused exchange."""
+    if provider._federation is None or not isinstance(error, Unavailable | AccessDenied):
+        return error
+    supplier = provider._supplier
+    if supplier is not None and supplier.last_error is not None:
+        cause: ProviderError = supplier.last_error
+        return type(cause)(f"{shown}: {cause.message}")
+    if any(marker in text for marker in _FEDERATION_REFUSED):
+        who = provider._federation.service_account_email
+        target = f" or impersonation of {who!r}" if who else ""
+        return AccessDenied(f"{shown}: Google refused the ServiceAccount token (Workload Identity Federation "
+                            f"exchange{target} not granted)")
+    return error
 
 
 def _classify(exc: Any, shown: str) -> ProviderError:
