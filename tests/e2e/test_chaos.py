@@ -226,9 +226,6 @@ EXTRA_REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
      "spec.dataFrom[0].rewrite", "rewrite applies to find entries only"),
     ("rewrite-regexp-and-strip-prefix", _botsecret("x19", _good_spec(dataFrom=[{"find": {"path": "b"}, "rewrite": [
         {"stripPrefix": "b", "regexp": {"source": "x"}}]}])), "spec.dataFrom[0].rewrite[0]", "set exactly one of regexp, stripPrefix"),
-    ("store-aws-service-unknown", {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BotSecretStore", "metadata": {"name": "x20"},
-                                   "spec": {"provider": {"aws": {"region": "us-east-1", "service": "KeyVault"}}}},
-     "spec.provider.aws.service", "Unsupported value"),
 ]
 
 
