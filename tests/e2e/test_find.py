@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import yaml
 
 from tests.harness import botsecrets as bs
 from tests.harness.aws import MotoServer
+from tests.harness.cli import botsecret, rows
 from tests.harness.cluster_fixtures import Kube
 from tests.harness.counting_proxy import CountingProxy
 from tests.harness.gcp_fake import GcpSecretManagerFake
@@ -210,3 +213,35 @@ def test_with_merge_a_key_no_longer_listed_is_dropped_and_foreign_keys_stay(
     wait_for(lambda: set(bs.secret_data(kube, namespace, "shared") or {}) == {"OTHER", "alpha"},
              what="beta dropped")
     assert (bs.secret_data(kube, namespace, "shared") or {})["OTHER"] == b"theirs"
+
+
+def test_check_and_render_list_the_find_as_the_operator_does(
+        operator: Any, kube: Kube, namespace: str, vault: Any, cluster: Any, artifacts: Path, tmp_path: Path) -> None:
+    client = vault.client()
+    values = {leaf: {"v": secret_value(f"find_cli_{leaf}")} for leaf in ("alpha", "beta")}
+    for leaf, value in values.items():
+        client.secrets.kv.v2.create_or_update_secret(path=f"{namespace}/cli/{leaf}", secret=value)
+    source = bs.vault_source(kube, namespace, vault.address)
+    spec = bs.file_inline_sources(kube, namespace, {"sources": [source], "dataFrom": [
+        {"find": {"path": f"{namespace}/cli/"}, "rewrite": [{"stripPrefix": f"{namespace}/cli/"}]}]})
+    path = tmp_path / "bot.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "botsecret.dev/v1alpha1", "kind": "BotSecret",
+                                    "metadata": {"name": "cli"}, "spec": spec}))
+    run = botsecret(artifacts, cluster.admin_kubeconfig, "check", "-f", str(path), "-n", namespace)
+    assert run.code == 0, run
+    table = rows(run.out)
+    assert {k: (v[2], v[-2]) for k, v in table.items()} == {
+        "alpha": (f"{namespace}/cli/alpha", "OK"), "beta": (f"{namespace}/cli/beta", "OK")}
+    assert not any(v["v"] in run.out + run.err for v in values.values())
+    rendered = botsecret(artifacts, cluster.admin_kubeconfig, "render", "-f", str(path), "-n", namespace,
+                         "--format", "json")
+    assert rendered.code == 0, rendered.err
+    assert {k: json.loads(v) for k, v in json.loads(rendered.out_bytes).items()} == values
+
+    spec["dataFrom"][0]["find"]["maxMatches"] = 1
+    path.write_text(yaml.safe_dump({"apiVersion": "botsecret.dev/v1alpha1", "kind": "BotSecret",
+                                    "metadata": {"name": "cli"}, "spec": spec}))
+    run = botsecret(artifacts, cluster.admin_kubeconfig, "check", "-f", str(path), "-n", namespace)
+    assert run.code == 1 and rows(run.out)["dataFrom[0]"][-2] == "TooManyMatches", run.out
+    failed = botsecret(artifacts, cluster.admin_kubeconfig, "render", "-f", str(path), "-n", namespace)
+    assert failed.code == 1 and failed.out == "" and "TooManyMatches" in failed.err
