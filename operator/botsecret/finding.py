@@ -28,6 +28,16 @@ class Lister(Protocol):
     def list_matching(self, query: FindQuery) -> list[str]: ...
 
 
+def _lister(client: Any) -> Lister | None:
+    """The first of ``client`` and the clients it wraps (``_inner``: metering, shared fetches) that
+    can list; wrappers that only add to ``fetch`` need not forward ``list_matching`` themselves."""
+    for _ in range(4):
+        if isinstance(client, Lister):
+            return client
+        client = getattr(client, "_inner", None)
+    return None
+
+
 def _list_one(pool: ProviderPool, namespace: str, item: FindItem, source: ResolvedSource | ProviderError | None
               ) -> tuple[str, ...]:
     path = f"spec.dataFrom[{item.index}].find"
@@ -39,8 +49,8 @@ def _list_one(pool: ProviderPool, namespace: str, item: FindItem, source: Resolv
     if kind == "vault" and item.query.tags:
         raise InvalidFind(f"{path}.tags: Vault KV secrets carry no tags; select them by find.path or find.name.regexp")
     field = f"{source.store.kind} {source.store.name!r}: spec.provider.{kind}"
-    client: Any = pool.get(namespace, source.provider, field)
-    if not isinstance(client, Lister):
+    client = _lister(pool.get(namespace, source.provider, field))
+    if client is None:
         raise InvalidFind(f"{path}: {kind} stores cannot list secrets")
     names = sorted(set(client.list_matching(item.query)))
     if len(names) > item.query.max_matches:

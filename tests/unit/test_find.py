@@ -132,3 +132,19 @@ def test_a_merge_target_is_written_when_a_key_it_applied_is_no_longer_given() ->
                                                                       managed("kubectl", ["OTHER"])]))
     assert needs_write(secret, owner, target, {"a": SecretValue(b"v"), "b": SecretValue(b"v")}) is False
     assert needs_write(secret, owner, target, {"a": SecretValue(b"v")}) is True
+
+
+def test_a_wrapper_that_does_not_forward_list_matching_still_lists_through_its_inner_client() -> None:
+    from botsecret.finding import _lister
+
+    class Inner:
+        def list_matching(self, query: FindQuery) -> list[str]:
+            return ["a"]
+
+    class Wrapper:  # as a fetch-sharing layer that knows only fetch, check and close
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+    found = _lister(Wrapper(Wrapper(Inner())))
+    assert found is not None and found.list_matching(FindQuery(prefix="a")) == ["a"]
+    assert _lister(Wrapper(object())) is None
