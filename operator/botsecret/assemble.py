@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .find_errors import KeyConflict
+from .find_spec import FindItem
 from .providers.base import Fetched, NotFound, ProviderError, RemoteRef
-from .spec import BotSecretSpec, FindItem, valid_secret_key
+from .spec import BotSecretSpec, valid_secret_key
 from .values import SecretValue
 
 __all__ = ["SECRET_SIZE_LIMIT", "Assembled", "KeyOrigin", "ProviderAnswers", "assemble", "plan_fetches"]

@@ -12,10 +12,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from .connect import ProviderPool
 from .find_errors import InvalidFind, TooManyMatches
+from .find_spec import FindItem
 from .providers.base import ProviderError, RemoteRef, Unavailable
 from .remote import FindQuery
 from .resolve import ResolvedSource, StoreError
-from .spec import BotSecretSpec, FindItem, provider_kind
+from .spec import BotSecretSpec, provider_kind
 
 __all__ = ["Listings", "find_refs", "list_finds", "listing_failure"]
 
