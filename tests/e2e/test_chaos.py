@@ -214,7 +214,19 @@ EXTRA_REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ("debounce-garbage", _botsecret("x13", _good_spec(rollout={"targets": [{"kind": "Deployment", "name": "app"}], "debounce": "later"})),
      "spec.rollout.debounce", "should match"),
     ("rollout-target-kind-pod", _botsecret("x14", _good_spec(rollout={"targets": [{"kind": "Pod", "name": "app"}]})),
-     "spec.rollout.targets[0].kind", "Unsupported value"),
+     "spec.rollout.targets[0].apiVersion", "apiVersion is required"),
+    ("rollout-target-argo-without-api-version", _botsecret("x15", _good_spec(rollout={"targets": [
+        {"kind": "Rollout", "name": "app"}]})), "spec.rollout.targets[0].apiVersion", "argoproj.io/v1alpha1 for an Argo Rollout"),
+    ("rollout-target-api-version-a-number", _botsecret("x16", _good_spec(rollout={"targets": [
+        {"apiVersion": 1, "kind": "Rollout", "name": "app"}]})), "spec.rollout.targets[0].apiVersion", "must be of type string"),
+    ("rollout-target-api-version-without-version", _botsecret("x17", _good_spec(rollout={"targets": [
+        {"apiVersion": "argoproj.io", "kind": "Rollout", "name": "app"}]})), "spec.rollout.targets[0].apiVersion", "should match"),
+    ("rollout-target-kind-with-a-slash", _botsecret("x18", _good_spec(rollout={"targets": [
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "argoproj.io/Rollout", "name": "app"}]})),
+     "spec.rollout.targets[0].kind", "should match"),
+    ("rollout-target-statefulset-of-another-group", _botsecret("x19", _good_spec(rollout={"targets": [
+        {"apiVersion": "example.com/v1", "kind": "StatefulSet", "name": "app"}]})),
+     "spec.rollout.targets[0].apiVersion", "are apps/v1"),
 ]
 
 
