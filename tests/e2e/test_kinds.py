@@ -151,7 +151,8 @@ def test_a_kind_with_a_pod_template_restarts_once_per_rotation_and_is_followed_w
     kinds.set_runner_status(kube, namespace, "conventional", {
         "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1})
     kinds.create_runner(kube, namespace, "opaque", **wl.uses_key("bot-env", "TOKEN"))
-    sm = bot(kube, namespace, aws, [{**RUNNER, "name": "conventional"}, {**RUNNER, "name": "opaque"}])
+    # One by name, one by label selector (listed).
+    sm = bot(kube, namespace, aws, [{**RUNNER, "name": "conventional"}, {**RUNNER, "selector": {"matchLabels": {"app": "opaque"}}}])
     status = settle(kube, namespace)
     assert sorted(e["name"] for e in status["rollout"]) == ["conventional", "opaque"]
     assert rollout_condition(kube, namespace)["reason"] == "RolloutComplete"

@@ -76,7 +76,7 @@ def set_rollout_status(kube: Kube, namespace: str, name: str, **status: Any) -> 
 
 
 def create_runner(kube: Kube, namespace: str, name: str, **template: Any) -> dict[str, Any]:
-    body = {"apiVersion": "example.botsecret.dev/v1", "kind": "BotRunner", "metadata": {"name": name},
+    body = {"apiVersion": "example.botsecret.dev/v1", "kind": "BotRunner", "metadata": {"name": name, "labels": {"app": name}},
             "spec": {"replicas": 1, "template": pod_template(name, **template)}}
     return dict(kube.custom.create_namespaced_custom_object(*RUNNER[:2], namespace, RUNNER[2], body))
 
