@@ -26,7 +26,7 @@ from .kinds import LEGACY_RESTART_ANNOTATION, NOT_FOLLOWED, restart_patch, rival
 from .reconcile import SyncResult
 from .spec import APPS_V1, DEFAULT_PROGRESS_DEADLINE_SECONDS, BotSecretSpec
 from .values import SecretValue
-from .workload_api import WORKLOAD_FIELD_MANAGER, Unresolved, Workload, Workloads
+from .workload_api import WORKLOAD_FIELD_MANAGER, RestartRefused, Unresolved, Workload, Workloads
 from .workloads import EVERY_KEY, keys_read, referenced_keys
 
 __all__ = [
@@ -47,6 +47,7 @@ FOLLOW_INTERVAL = 2.0
 MAX_FOLLOW_INTERVAL = 30.0
 PAUSED_RECHECK = 15.0
 FAILED_RECHECK = 30.0  # a failed rollout is looked at again, so that a repair by hand is seen
+REFUSED_RETRY = 30.0  # a restart patch the apiserver refused (RBAC, admission) is tried again
 MISSING_RECHECK = 15.0  # nothing watches workloads: a named target that does not exist is looked for
 # However often the data keeps changing, a restart waits at most this many debounce periods
 # (and at least a minute) after the first change.
@@ -73,6 +74,7 @@ class RolloutOutcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)
     wake_in: float | None = None
     key_id: str | None = None
+    refused: list[str] = field(default_factory=list)  # restart patches the apiserver refused
 
     def wake(self, seconds: float) -> None:
         self.wake_in = seconds if self.wake_in is None else min(self.wake_in, seconds)
@@ -178,10 +180,12 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
             waiting = [_waiting_for(w, entries[(w.kind, w.name)], spec) for w in busy]
             outcome.wake(MAX_FOLLOW_INTERVAL)
         else:
-            paused = _restart(workloads, mark, due, entries, pending, now, outcome)
-            pending = pending if paused else None
+            paused, refused = _restart(workloads, mark, due, entries, pending, now, outcome)
+            pending = pending if paused or refused else None
             if paused:
                 outcome.wake(PAUSED_RECHECK)
+            if refused:
+                outcome.wake(REFUSED_RETRY)
     else:
         pending = None
 
@@ -189,6 +193,8 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
     outcome.pending = pending
     outcome.condition = _condition(outcome.entries, pending, unresolved, waiting, paused_names=[
         _name(w) for w, _, _ in due if w.paused and pending is not None])
+    if outcome.refused:
+        outcome.condition = {"status": "False", "reason": "RolloutError", "message": "; ".join(outcome.refused)}
     return outcome
 
 
@@ -237,9 +243,11 @@ def _waiting_for(workload: Workload, entry: Mapping[str, Any], spec: BotSecretSp
 
 def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, frozenset[str]]],
              entries: dict[tuple[str, str], dict[str, Any]], pending: Mapping[str, Any],
-             now: datetime.datetime, outcome: RolloutOutcome) -> bool:
-    """Patch every due workload that is not paused; answer whether any was paused."""
+             now: datetime.datetime, outcome: RolloutOutcome) -> tuple[bool, list[str]]:
+    """Patch every due workload that is not paused; answer whether any was paused, and what the
+    apiserver refused (one refusal must not keep the other workloads from their restart)."""
     any_paused = False
+    refused: list[str] = []
     for workload, value, keys in due:
         entry = entries[(workload.kind, workload.name)]
         if workload.paused:
@@ -249,7 +257,11 @@ def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, fro
             entry.pop("finishedAt", None)
             entry.update(phase="Progressing", message="paused; restarts when it is resumed")
             continue
-        workloads.restart(workload, mark, value)
+        try:
+            workloads.restart(workload, mark, value)
+        except RestartRefused as e:
+            refused.append(e.describe())  # nothing recorded: still due, tried again
+            continue
         changed = [k for k in pending.get("keys", []) if k in keys] or sorted(keys)
         entry.pop("finishedAt", None)
         entry.update(dataHMAC=value, mark=value, phase="Progressing", startedAt=_iso(now), message="restarted",
@@ -257,7 +269,9 @@ def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, fro
         outcome.events.append(("Normal", "RolloutRestarted",
                                f"restarted {_name(workload)}; changed keys: {', '.join(changed)}"))
         outcome.wake(FOLLOW_INTERVAL)  # follow the rollout just started
-    return any_paused
+    if refused:
+        outcome.refused = refused
+    return any_paused, refused
 
 
 def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]], spec: BotSecretSpec, mark: str,

@@ -21,7 +21,7 @@ from .kinds import WorkloadKind
 from .spec import APPS_V1, BUILTIN_WORKLOAD_KINDS, RolloutTarget
 from .workloads import restart_on
 
-__all__ = ["WORKLOAD_FIELD_MANAGER", "Unresolved", "Workload", "Workloads"]
+__all__ = ["WORKLOAD_FIELD_MANAGER", "RestartRefused", "Unresolved", "Workload", "Workloads"]
 
 # The field manager of every restart patch, so managedFields tell our writes from other owners'.
 WORKLOAD_FIELD_MANAGER = "botsecret-operator"
@@ -161,16 +161,35 @@ class Workloads:
     def restart(self, workload: Workload, annotation: str, value: str) -> None:
         kind = workload.workload_kind
         patch = kind.restart_patch(annotation, value, datetime.datetime.now(datetime.UTC))
-        if kind.style == "apps":
-            self._call("patch", workload.kind, workload.name, self._namespace, patch,
-                       field_manager=WORKLOAD_FIELD_MANAGER)
-        else:
-            plural = self._resource(kind)
-            assert plural is not None, "a workload read this cycle has a resource name"
-            self._custom.patch_namespaced_custom_object(
-                kind.group, kind.version, self._namespace, plural, workload.name, patch,
-                field_manager=WORKLOAD_FIELD_MANAGER, _content_type=MERGE_PATCH)
+        resource = f"{workload.kind.lower()}s.apps" if kind.style == "apps" else ""
+        try:
+            if kind.style == "apps":
+                self._call("patch", workload.kind, workload.name, self._namespace, patch,
+                           field_manager=WORKLOAD_FIELD_MANAGER)
+            else:
+                plural = self._resource(kind)
+                assert plural is not None, "a workload read this cycle has a resource name"
+                resource = f"{plural}.{kind.group}"
+                self._custom.patch_namespaced_custom_object(
+                    kind.group, kind.version, self._namespace, plural, workload.name, patch,
+                    field_manager=WORKLOAD_FIELD_MANAGER, _content_type=MERGE_PATCH)
+        except ApiException as e:
+            raise RestartRefused(e, f"{workload.kind}/{workload.name}", resource) from None
         metrics.RESTARTS.labels(workload.kind).inc()
+
+
+class RestartRefused(ApiException):
+    """A restart patch the apiserver refused, naming the workload (and for a 403, the right the
+    operator lacks). Still an :class:`ApiException`: nothing was recorded, the cycle tries again."""
+
+    def __init__(self, error: ApiException, workload: str, resource: str) -> None:
+        super().__init__(status=error.status, reason=error.reason)
+        self.workload = workload
+        self.resource = resource
+
+    def describe(self) -> str:
+        lacking = f" (the operator may not patch {self.resource})" if self.status == 403 else ""
+        return f"patching {self.workload} failed with HTTP {self.status}{lacking}"
 
 
 class _Unreadable(Exception):

@@ -14,7 +14,7 @@ from botsecret.reconcile import SyncResult
 from botsecret.rollout import LEGACY_RESTART_ANNOTATION, Workload, advance, key_id, restart_annotation, restart_patch
 from botsecret.spec import RolloutTarget, parse_spec
 from botsecret.values import SecretValue
-from botsecret.workload_api import Unresolved
+from botsecret.workload_api import RestartRefused, Unresolved
 
 KEY = b"k" * 32
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0, tzinfo=datetime.UTC)
@@ -442,3 +442,33 @@ def test_a_target_that_cannot_be_read_is_named_in_the_condition(reason: str, wor
     assert outcome.condition["reason"] == reason
     assert outcome.condition["message"] == f"{words}: Rollout/app (why)"
     assert outcome.wake_in is not None
+
+
+class RefusingWorkloads(FakeWorkloads):
+    """Two workloads; the apiserver refuses the restart patch of the first (its RBAC lacks patch)."""
+
+    def resolve(self, targets: Sequence[RolloutTarget]) -> tuple[list[Workload], list[Unresolved]]:
+        found, _ = super().resolve(targets)
+        body = found[0].body
+        return [Workload("BotRunner", "refused", body, named=True, api_version="example.com/v1"), found[0]], []
+
+    def restart(self, workload: Workload, annotation: str, value: str) -> None:
+        if workload.kind == "BotRunner":
+            from kubernetes.client.exceptions import ApiException
+
+            raise RestartRefused(ApiException(status=403, reason="Forbidden"), "BotRunner/refused",
+                                 "botrunners.example.com")
+        super().restart(workload, annotation, value)
+
+
+def test_a_refused_restart_patch_names_the_workload_and_keeps_the_others_restarting() -> None:
+    store = RefusingWorkloads()
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    outcome = step(store, status, result("v2", debounce="0s"), 10)
+    assert len(store.restarts) == 1, "the Deployment is restarted all the same"
+    assert outcome.condition == {"status": "False", "reason": "RolloutError", "message":
+                                 "patching BotRunner/refused failed with HTTP 403 "
+                                 "(the operator may not patch botrunners.example.com)"}
+    assert outcome.pending is not None and outcome.wake_in is not None, "still due: tried again"
+    refused = next(e for e in outcome.entries if e["kind"] == "BotRunner")
+    assert "startedAt" not in refused and refused["dataHMAC"] == status["rollout"][0]["dataHMAC"]
