@@ -321,10 +321,13 @@ def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]
 
 
 def _mark_lost(workload: Workload, entry: Mapping[str, Any], mark: str) -> bool:
-    """Whether the mark this operator last wrote is gone from the workload or holds another value.
-    Only entries that record what was written (``mark``) can tell."""
+    """Whether the mark this operator wrote for the entry's current data is gone from the workload
+    or holds another value. Only entries whose last restart wrote it for that data can tell: not
+    those of older versions (no ``mark``), nor a new baseline taken since (another ``dataHMAC``),
+    nor a template change made another way (strategy Versioned) that left ``mark`` behind."""
     written = entry.get("mark")
-    return written is not None and workload.workload_kind.mark(workload.body, mark) != written
+    return (written is not None and written == entry.get("dataHMAC")
+            and workload.workload_kind.mark(workload.body, mark) != written)
 
 
 def _conflict(workload: Workload, entry: dict[str, Any], mark: str, now: datetime.datetime,

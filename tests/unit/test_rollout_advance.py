@@ -472,3 +472,15 @@ def test_a_refused_restart_patch_names_the_workload_and_keeps_the_others_restart
     assert outcome.pending is not None and outcome.wake_in is not None, "still due: tried again"
     refused = next(e for e in outcome.entries if e["kind"] == "BotRunner")
     assert "startedAt" not in refused and refused["dataHMAC"] == status["rollout"][0]["dataHMAC"]
+
+
+def test_a_new_baseline_after_a_restart_is_not_taken_for_a_conflict() -> None:
+    store = FakeWorkloads(container=env_refs("K"))
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    restarted = status_after(step(store, status, result("v2", debounce="0s"), 10))
+    # The workload was edited to read another key too, by a tool that also dropped our mark.
+    store.container = env_refs("K", "E")
+    store.annotations.pop(MARK)
+    outcome = step(store, restarted, result("v2", debounce="0s", extra={"E": "e"}), 20)
+    assert outcome.entries[0]["phase"] != "Conflict" and outcome.condition["reason"] != "RestartConflict"
+    assert store.restarts == [restarted["rollout"][0]["mark"]], "a new baseline, not a restart"
