@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .find_spec import FindItem
 
 __all__ = [
+    "APPS_V1",
+    "BUILTIN_WORKLOAD_KINDS",
     "STORE_KINDS",
     "AwsSource",
     "BotSecretSpec",
@@ -209,11 +211,24 @@ class Target:
     template: TargetTemplate | None = None
 
 
+# Workload kinds restarted without an apiVersion: the apps/v1 ones.
+APPS_V1 = "apps/v1"
+BUILTIN_WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+# A kind name and an apiVersion of a named API group (the core group's kinds have no pod template
+# to restart: Pods are restarted through what owns them).
+WORKLOAD_KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
+WORKLOAD_API_VERSION = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?")
+
+
 @dataclass(frozen=True)
 class RolloutTarget:
-    kind: Literal["Deployment", "StatefulSet", "DaemonSet"]
+    """One entry of spec.rollout.targets: a workload of any kind whose pods the operator restarts."""
+
+    kind: str
     name: str | None = None
     match_labels: Mapping[str, str] | None = None
+    api_version: str = APPS_V1
 
 
 @dataclass(frozen=True)
@@ -404,6 +419,24 @@ def _parse_template(raw: Any, path: str) -> tuple[TargetTemplate, str | None]:
     return TargetTemplate(data=rendered, merge_policy=merge), secret_type
 
 
+def _parse_target_kind(item: Mapping[str, Any], path: str) -> tuple[str, str]:
+    """A rollout target's kind and apiVersion: apps/v1 for the built-in kinds, required otherwise."""
+    kind = item.get("kind")
+    if not isinstance(kind, str) or not WORKLOAD_KIND.fullmatch(kind):
+        raise InvalidSpec(f"{path}.kind", "must be a kind name such as Deployment, StatefulSet, DaemonSet or Rollout")
+    api_version = item.get("apiVersion")
+    if api_version is None:
+        if kind not in BUILTIN_WORKLOAD_KINDS:
+            raise InvalidSpec(f"{path}.apiVersion", "is required for kinds other than Deployment, StatefulSet and "
+                                                    "DaemonSet (argoproj.io/v1alpha1 for an Argo Rollout)")
+        return kind, APPS_V1
+    if not isinstance(api_version, str) or not WORKLOAD_API_VERSION.fullmatch(api_version):
+        raise InvalidSpec(f"{path}.apiVersion", "must be group/version, such as argoproj.io/v1alpha1")
+    if kind in BUILTIN_WORKLOAD_KINDS and api_version != APPS_V1:
+        raise InvalidSpec(f"{path}.apiVersion", f"must be apps/v1 for kind {kind}")
+    return kind, api_version
+
+
 def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], float, float | None]:
     path = "spec.rollout"
     targets: list[RolloutTarget] = []
@@ -411,9 +444,7 @@ def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], f
         tpath = f"{path}.targets[{i}]"
         if not isinstance(item, Mapping):
             raise InvalidSpec(tpath, "must be an object")
-        kind = item.get("kind")
-        if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
-            raise InvalidSpec(f"{tpath}.kind", "must be Deployment, StatefulSet or DaemonSet")
+        kind, api_version = _parse_target_kind(item, tpath)
         name = _str(item, "name", tpath)
         selector = item.get("selector")
         match_labels = None
@@ -423,7 +454,7 @@ def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], f
             match_labels = {str(k): str(v) for k, v in _map(selector, "matchLabels", f"{tpath}.selector").items()}
         if (name is None) == (match_labels is None):
             raise InvalidSpec(tpath, "must set exactly one of name, selector")
-        targets.append(RolloutTarget(kind=kind, name=name, match_labels=match_labels))
+        targets.append(RolloutTarget(kind=kind, name=name, match_labels=match_labels, api_version=api_version))
     debounce = parse_duration(raw["debounce"], f"{path}.debounce") if "debounce" in raw else 10.0
     deadline = None
     if raw.get("progressDeadline") is not None:

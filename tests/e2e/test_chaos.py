@@ -214,7 +214,7 @@ EXTRA_REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ("debounce-garbage", _botsecret("x13", _good_spec(rollout={"targets": [{"kind": "Deployment", "name": "app"}], "debounce": "later"})),
      "spec.rollout.debounce", "should match"),
     ("rollout-target-kind-pod", _botsecret("x14", _good_spec(rollout={"targets": [{"kind": "Pod", "name": "app"}]})),
-     "spec.rollout.targets[0].kind", "Unsupported value"),
+     "spec.rollout.targets[0].apiVersion", "apiVersion is required"),
     # spec.dataFrom[].find and rewrite
     ("find-and-remote-ref", _botsecret("x15", _good_spec(dataFrom=[{"find": {"path": "bots/"}, "remoteRef": {"name": "r"}}])),
      "spec.dataFrom[0]", "set exactly one of remoteRef, find"),
@@ -226,6 +226,18 @@ EXTRA_REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
      "spec.dataFrom[0].rewrite", "rewrite applies to find entries only"),
     ("rewrite-regexp-and-strip-prefix", _botsecret("x19", _good_spec(dataFrom=[{"find": {"path": "b"}, "rewrite": [
         {"stripPrefix": "b", "regexp": {"source": "x"}}]}])), "spec.dataFrom[0].rewrite[0]", "set exactly one of regexp, stripPrefix"),
+    ("rollout-target-argo-without-api-version", _botsecret("x20", _good_spec(rollout={"targets": [
+        {"kind": "Rollout", "name": "app"}]})), "spec.rollout.targets[0].apiVersion", "argoproj.io/v1alpha1 for an Argo Rollout"),
+    ("rollout-target-api-version-a-number", _botsecret("x21", _good_spec(rollout={"targets": [
+        {"apiVersion": 1, "kind": "Rollout", "name": "app"}]})), "spec.rollout.targets[0].apiVersion", "must be of type string"),
+    ("rollout-target-api-version-without-version", _botsecret("x22", _good_spec(rollout={"targets": [
+        {"apiVersion": "argoproj.io", "kind": "Rollout", "name": "app"}]})), "spec.rollout.targets[0].apiVersion", "should match"),
+    ("rollout-target-kind-with-a-slash", _botsecret("x23", _good_spec(rollout={"targets": [
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "argoproj.io/Rollout", "name": "app"}]})),
+     "spec.rollout.targets[0].kind", "should match"),
+    ("rollout-target-statefulset-of-another-group", _botsecret("x24", _good_spec(rollout={"targets": [
+        {"apiVersion": "example.com/v1", "kind": "StatefulSet", "name": "app"}]})),
+     "spec.rollout.targets[0].apiVersion", "are apps/v1"),
 ]
 
 
