@@ -36,6 +36,7 @@ HEARTBEAT_SECONDS = 60.0
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 _SUMMARY = re.compile(r"^=+ .*\bin [\d.]+s\b.* =+$")
 _PROGRESS = re.compile(r"\[\s*(\d+)%\]\s*$", re.MULTILINE)
+_MODULE = re.compile(r"^(tests/\S+\.py) ", re.MULTILINE)
 
 
 @dataclass
@@ -81,8 +82,11 @@ class Shard:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def progress(self) -> str:
-        found = _PROGRESS.findall(self.text())
-        return f"{found[-1]}%" if found else "collecting"
+        """How far the shard is: pytest's last percentage and the module it is in."""
+        text = self.text()
+        done = _PROGRESS.findall(text)
+        modules = _MODULE.findall(text)
+        return f"{done[-1] if done else 0}%" + (f" in {modules[-1]}" if modules else "")
 
     def summary(self) -> str:
         lines = [line for line in self.text().splitlines() if _SUMMARY.match(line)]

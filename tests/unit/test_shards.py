@@ -121,3 +121,10 @@ def test_a_failing_command_beside_the_shards_fails_the_run_and_shows_its_log(tmp
     out = capsys.readouterr().out
     assert "Missing return type" in out and "beside: make lint: 0 s, exit 2" in out
     assert out.splitlines()[-1] == "3 passed, 0 failed"
+
+
+def test_progress_names_the_percentage_and_the_module(tmp_path: Any) -> None:
+    shard = shard_runner.Shard(0, 1, tmp_path)
+    assert shard.progress() == "0%"
+    shard.log.write_text("tests/e2e/test_chaos.py ....   [ 12%]\ntests/e2e/test_sync.py ..")
+    assert shard.progress() == "12% in tests/e2e/test_sync.py"
