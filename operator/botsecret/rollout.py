@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import metrics
 from .fingerprint import data_hmac
+from .optin import OptInListing
 from .reconcile import SyncResult
 from .spec import DEFAULT_PROGRESS_DEADLINE_SECONDS, BotSecretSpec, RolloutTarget
 from .values import SecretValue
@@ -47,6 +48,9 @@ MAX_FOLLOW_INTERVAL = 30.0
 PAUSED_RECHECK = 15.0
 FAILED_RECHECK = 30.0  # a failed rollout is looked at again, so that a repair by hand is seen
 MISSING_RECHECK = 15.0  # nothing watches workloads: a named target that does not exist is looked for
+# A workload that stays paused, or a rollout that stays failed, is looked at less and less often:
+# a quarter of the time it has been so, between the rechecks above and this.
+MAX_STUCK_RECHECK = 600.0
 # However often the data keeps changing, a restart waits at most this many debounce periods
 # (and at least a minute) after the first change.
 MAX_DEBOUNCE_FACTOR = 6
@@ -105,24 +109,25 @@ KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 class Workloads:
     """Reads and patches Deployments, StatefulSets and DaemonSets of one namespace, for one cycle."""
 
-    def __init__(self, api: Any, namespace: str) -> None:
+    def __init__(self, api: Any, namespace: str, listing: OptInListing | None = None, *, fresh: bool = True) -> None:
         self._apps = client.AppsV1Api(api)
         self._api = api
         self._namespace = namespace
+        self._listing = listing or OptInListing(api)
+        self._fresh = fresh
         self._opted: dict[str, list[Workload]] = {}
 
     def opted_in(self, secret_name: str) -> list[Workload]:
         """The workloads of the namespace whose ``botsecret.dev/restart-on`` annotation opts in to
         restarts for ``secret_name``. Listed (the operator's existing ``list`` on the three kinds),
-        not watched; once per cycle."""
+        not watched; the namespace's listing is shared (see optin.py)."""
         if secret_name not in self._opted:
             found: list[Workload] = []
-            for kind in KINDS:
-                for obj in self._call("list", kind, self._namespace).items:
-                    how = restart_on(obj.metadata.annotations, secret_name)
-                    if how is not None:
-                        found.append(Workload(kind, obj.metadata.name, self._api.sanitize_for_serialization(obj),
-                                              named=how == "named"))
+            for kind, body in self._listing.get(self._namespace, fresh=self._fresh):
+                meta = body.get("metadata") or {}
+                how = restart_on(meta.get("annotations"), secret_name)
+                if how is not None:
+                    found.append(Workload(kind, str(meta.get("name", "")), body, named=how == "named"))
             self._opted[secret_name] = found
         return self._opted[secret_name]
 
@@ -261,7 +266,7 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
             paused = _restart(workloads, mark, due, entries, pending, now, outcome)
             pending = pending if paused else None
             if paused:
-                outcome.wake(PAUSED_RECHECK)
+                outcome.wake(stuck_recheck(PAUSED_RECHECK, (pending or {}).get("firstChangedAt"), now))
     else:
         pending = None
 
@@ -385,7 +390,18 @@ def _look_again(workload: Workload, entry: dict[str, Any], now: datetime.datetim
     if phase == "Complete":
         entry.update(phase="Complete", message=f"{message} (after a failed rollout)", finishedAt=_iso(now))
     else:
-        outcome.wake(FAILED_RECHECK)
+        outcome.wake(stuck_recheck(FAILED_RECHECK, entry.get("finishedAt"), now))
+
+
+def stuck_recheck(first: float, since: str | None, now: datetime.datetime) -> float:
+    """When to look again at a workload stuck (paused, failed) since ``since``: at first after
+    ``first`` seconds, then after a quarter of the time it has been stuck, at most
+    :data:`MAX_STUCK_RECHECK`."""
+    try:
+        stuck = (now - _parse(since)).total_seconds() if since else 0.0
+    except ValueError:
+        stuck = 0.0
+    return min(MAX_STUCK_RECHECK, max(first, stuck / 4))
 
 
 def _condition(entries: list[dict[str, Any]], pending: Mapping[str, Any] | None, missing: list[str],
