@@ -37,3 +37,11 @@ clean:
 # Rotation latency and ReplicaSet figures; prints, never asserts on time (see bench/README.md).
 bench: install binaries
 	$(BIN)/python -m bench.rotation
+
+.PHONY: bench-scale
+# N BotSecrets on one operator: apply -> Ready, idle requests, force-sync latency, restart
+# (bench/scale.py). Writes bench/results/ and prints the figures; never asserts on time.
+N ?= 100
+bench-scale: install binaries
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.scale --n $(N)
