@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.scale_probes import Audit, FleetWatch, cpu_seconds, metric_sum, peak_rss_mib, samples, writes
+from bench.scale_profile import Profiler, summary
 from bench.scale_world import LABEL, PROVIDERS, World
 from tests.harness import botsecrets as bs
 from tests.harness import processes
@@ -190,7 +191,7 @@ def phase_restart(world: World, fleet: FleetWatch, audit: Audit, timeout: float)
 
 
 def run(n: int, workdir: Path, refresh_s: int, burst: int, out: Path | None, *,
-        operator_source: Path | None = None, label: str = "") -> dict[str, Any]:
+        operator_source: Path | None = None, label: str = "", profile: bool = False) -> dict[str, Any]:
     world = World(workdir)
     fleet: FleetWatch | None = None
     try:
@@ -211,8 +212,15 @@ def run(n: int, workdir: Path, refresh_s: int, burst: int, out: Path | None, *,
         }
         print(f"scale benchmark: N={n}, refresh {refresh_s} s, {len(world.namespaces)} namespace(s); "
               f"{figures['machine']}")
+        profiler = Profiler(operator_pid(world), workdir / "profile.txt") if profile else None
         figures["apply"] = phase_apply(world, fleet, audit, f"{refresh_s}s", timeout)
         figures["idle"] = phase_idle(world, audit, refresh_s)
+        if profiler is not None:
+            profiler.stop()
+            figures["profile_apply_and_idle"] = [(f, round(share, 3)) for f, share in summary(profiler.out)]
+            print("py-spy, apply and idle, share of samples on the stack:")
+            for frame, share in figures["profile_apply_and_idle"]:
+                print(f"  {share:6.1%}  {frame}")
         figures["force_sync"] = phase_force_sync(world, fleet, min(burst, n), timeout=120)
         figures["restart"] = phase_restart(world, fleet, audit, timeout)
         figures["peak_rss_mib"] = round(peak_rss_mib(operator_pid(world)), 1)
@@ -249,12 +257,14 @@ def main() -> int:
     parser.add_argument("--operator-source", type=Path, default=None, metavar="DIR",
                         help="run the operator package found in DIR (put first on PYTHONPATH) instead of this tree's")
     parser.add_argument("--label", default="", help="suffix of the result's name, e.g. -before")
+    parser.add_argument("--profile", action="store_true", help="py-spy over the operator during apply and idle")
     args = parser.parse_args()
     refresh = args.refresh or max(30, args.n // 10)
     workdir = Path(tempfile.mkdtemp(prefix="botsecret-scale-"))
     ok = False
     try:
-        run(args.n, workdir, refresh, args.burst, args.out, operator_source=args.operator_source, label=args.label)
+        run(args.n, workdir, refresh, args.burst, args.out, operator_source=args.operator_source, label=args.label,
+            profile=args.profile)
         ok = True
     finally:
         alive = processes.survivors()

@@ -138,3 +138,7 @@ def test_the_scale_benchmark_quick_mode_runs_end_to_end(tmp_path: Path) -> None:
     assert figures["restart"]["rechecked_s"] is not None
     assert figures["restart"]["secret_writes"] == 0 and figures["restart"]["template_patches"] == 0
     assert (tmp_path / "results" / "summary.json").exists()
+    seen = [*figures["apply"]["kube_requests_new_by_verb"], *figures["idle"]["kube_requests_by_verb"],
+            *figures["restart"]["kube_requests_by_verb"]]
+    assert not [k for k in seen if k in ("list secrets", "watch secrets")], "the operator listed core Secrets"
+    assert figures["idle"]["kube_writes"] == 0, figures["idle"]["kube_requests_by_verb"]
