@@ -81,12 +81,13 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
 
 def _may_restart(body: Mapping[str, Any], result: SyncResult) -> bool:
     """Whether this cycle may restart or follow a rollout, and so needs a fresh listing of the
-    workloads that opt in: the data changed, a restart waits, a rollout is not complete, or the
-    user asked (force-sync, spec edit). An idle refresh may use the namespace's shared one."""
+    workloads that opt in: the data changed since the last sync, a restart waits, a rollout is not
+    complete, or the user asked (force-sync, spec edit). An idle refresh, a failure and a first
+    sync (which only records baselines) may use the namespace's shared listing."""
     status = body.get("status") or {}
-    return (result.written or bool(result.changed_keys) or not result.ready or fresh_read(body)
-            or bool(status.get("pendingRollout"))
-            or any(e.get("phase") != "Complete" for e in status.get("rollout") or []))
+    changed = result.ready and bool(status.get("dataHMAC")) and result.data_hmac != status.get("dataHMAC")
+    return (changed or fresh_read(body) or bool(status.get("pendingRollout"))
+            or any(e.get("phase") in ("Progressing", "Failed") for e in status.get("rollout") or []))
 
 
 def _rollout_fields(rollout: RolloutOutcome) -> dict[str, Any]:
