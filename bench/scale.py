@@ -106,11 +106,11 @@ def phase_idle(world: World, audit: Audit, seconds: float) -> dict[str, Any]:
     reads = metric_sum(text, "botsecret_provider_requests_total", operation="read") - reads0
     seen = counter.delta(counter.snapshot(), before)
     counts = audit.since_mark()
-    # Normalised to one refresh per BotSecret: the jitter puts a few more or fewer in one window.
-    scale = n / syncs if syncs else float("nan")
+    # The window is one refresh interval: in it, each BotSecret refreshes once on average (the
+    # jitter puts a few more or fewer in one window), so the counts are per idle cycle.
+    scale = 1.0
     distinct = world.distinct_remotes()
-    per_provider = {p: {"requests": seen[p], "per_cycle": round(seen[p] * scale, 1), "distinct": distinct[p]}
-                    for p in PROVIDERS}
+    per_provider = {p: {"requests": seen[p], "per_cycle": seen[p], "distinct": distinct[p]} for p in PROVIDERS}
     result = {
         "window_s": seconds, "full_syncs": int(syncs),
         "provider_requests": per_provider, "aws_batch_calls": seen["aws_batch"],

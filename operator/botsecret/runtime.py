@@ -108,12 +108,18 @@ class OperatorConfig:
         )
 
 
-def api_client() -> Any:
+def api_client(connections: int | None = None) -> Any:
+    """The API client. ``connections``: keep-alive connections to the apiserver to keep, one per
+    thread that may call at once; urllib3's default of 10 made 64 sync threads discard a
+    connection after most requests and pay a new TLS handshake for the next."""
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    if connections is not None:
+        configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
 
 
 def count_botsecrets(api: Any) -> int:
@@ -171,7 +177,7 @@ class Runtime:
 
     @classmethod
     def start(cls, settings: OperatorConfig) -> Runtime:
-        api = api_client()
+        api = api_client(connections=settings.sync_threads + 8)  # + the store watch and handlers
         core = client.CoreV1Api(api)
         key = load_or_create_hmac_key(core, settings.namespace)
         pool = ProviderPool(core, timeout=settings.provider_timeout, ambient_namespaces=settings.ambient_namespaces,
