@@ -154,7 +154,10 @@ def phase_force_sync(world: World, fleet: FleetWatch, burst: int, timeout: float
     fleet.wait(lambda: len(patched()) >= len(chosen), timeout)
     done = patched()
     latencies = [(done[k] - started[k]) * 1000 for k in done]
-    result = {"burst": len(chosen), "patched": len(done),
+    missing = sorted(f"{ns}/{name}" for ns, name in started if (ns, name) not in done)
+    if missing:
+        print(f"  not patched within {timeout:.0f} s: {', '.join(missing)}")
+    result = {"burst": len(chosen), "patched": len(done), "not_patched": missing,
               "p50_ms": round(nearest_rank(latencies, 0.5), 1), "p99_ms": round(nearest_rank(latencies, 0.99), 1),
               "max_ms": round(max(latencies), 1) if latencies else None}
     print(f"force-sync -> template patched, {len(chosen)} at once: p50 {result['p50_ms']} ms, "

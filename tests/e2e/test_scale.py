@@ -10,10 +10,6 @@ from typing import Any
 
 import pytest
 
-from botsecret.providers.aws import AwsCredentials, AwsProvider
-from botsecret.providers.base import Fetched, RemoteRef
-from botsecret.shared_fetch import SharedProvider
-from botsecret.spec import AwsSource
 from tests.harness import botsecrets as bs
 from tests.harness.aws import MotoServer
 from tests.harness.cluster_fixtures import Kube
@@ -98,6 +94,11 @@ def test_forty_aws_references_of_one_identity_due_together_take_two_batch_calls(
 ) -> None:
     """Forty BotSecrets' syncs asking at once (threads released by a barrier), each for its own
     remote secret, through the shared client of one identity: the real AWS provider, real moto."""
+    from botsecret.providers.aws import AwsCredentials, AwsProvider
+    from botsecret.providers.base import Fetched, RemoteRef
+    from botsecret.shared_fetch import SharedProvider
+    from botsecret.spec import AwsSource
+
     sm = aws.client()
     remotes = [f"batch-{time.monotonic_ns()}-{i}" for i in range(40)]
     for remote in remotes:
