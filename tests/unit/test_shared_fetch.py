@@ -161,3 +161,24 @@ def test_the_startup_spread_grows_with_the_fleet() -> None:
     assert startup_spread_seconds(0) == 10.0
     assert startup_spread_seconds(1000) == 10.0
     assert startup_spread_seconds(10000) == 100.0
+
+
+def test_endpoint_limits_come_from_the_environment_the_flags_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botsecret.runtime import OperatorConfig
+
+    monkeypatch.setenv("BOTSECRET_PROVIDER_CONCURRENCY", "4")
+    monkeypatch.setenv("BOTSECRET_PROVIDER_RATE", "2.5")
+    limits = OperatorConfig.from_environment().limits
+    assert (limits.concurrency, limits.rate) == (4, 2.5)
+
+
+def test_one_limiter_per_endpoint_shared_by_identities() -> None:
+    from botsecret.limits import Limiters
+    from botsecret.spec import AwsSource, SecretRef
+
+    limiters = Limiters(Limits())
+    one = AwsSource(region="eu-west-1", credentials_secret=SecretRef("a", "creds"))
+    other_identity = AwsSource(region="eu-west-1", credentials_secret=SecretRef("b", "creds"))
+    other_region = AwsSource(region="us-east-1")
+    assert limiters.for_provider(one) is limiters.for_provider(other_identity)
+    assert limiters.for_provider(one) is not limiters.for_provider(other_region)
