@@ -140,6 +140,21 @@ class Audit:
     def mark(self) -> None:
         self._offset = self._path.stat().st_size if self._path.exists() else 0
 
+    def events(self, offset: int | None = None) -> list[dict[str, Any]]:
+        """Every complete audit event from ``offset`` (default: the mark) on."""
+        found: list[dict[str, Any]] = []
+        with self._path.open("rb") as log:
+            log.seek(self._offset if offset is None else offset)
+            for line in log:
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    continue  # a line still being written
+        return found
+
+    def position(self) -> int:
+        return self._path.stat().st_size if self._path.exists() else 0
+
     def since_mark(self) -> Counter[str]:
         """The operator's requests since the mark, by ``verb resource[/subresource]``."""
         counts: Counter[str] = Counter()
@@ -207,3 +222,22 @@ def samples(metrics_text: str, name: str) -> list[tuple[dict[str, str], float]]:
 def metric_sum(metrics_text: str, name: str, **labels: str) -> float:
     return sum(value for found, value in samples(metrics_text, name)
                if all(found.get(k) == v for k, v in labels.items()))
+
+
+def stamp(event: dict[str, Any]) -> float:
+    """The apiserver's time of receiving the request, in seconds (its own clock for every event)."""
+    import datetime
+
+    return datetime.datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp()
+
+
+def template_patches(events: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """The first pod-template restart patch of each Deployment by the operator, by its time."""
+    found: dict[tuple[str, str], float] = {}
+    for event in events:
+        ref = event.get("objectRef") or {}
+        if ((event.get("user") or {}).get("username") == OPERATOR_USER and event.get("verb") == "patch"
+                and ref.get("resource") == "deployments" and RESTART_PREFIX in json.dumps(event.get("requestObject"))
+                and (event.get("responseStatus") or {}).get("code", 200) < 300):
+            found.setdefault((ref.get("namespace", ""), ref.get("name", "")), stamp(event))
+    return found
