@@ -49,10 +49,12 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     except ImportError:
         print("note: matplotlib is not installed (pip install -e '.[bench]'); no plot")
         return
-    runs = sorted((r for key, r in summary.get("runs", {}).items() if key.isdigit()), key=lambda r: r["n"])
-    if not runs:
+    series: dict[str, list[dict[str, Any]]] = {}
+    for key, run in summary.get("runs", {}).items():
+        label = key[len(str(run["n"])):].lstrip("-") or "latest"
+        series.setdefault(label, []).append(run)
+    if not series:
         return
-    ns = [r["n"] for r in runs]
     panels = [
         ("apply -> all Ready (s)", "apply_to_ready_s"), ("operator CPU to Ready (s)", "cpu_s_to_ready"),
         ("peak RSS (MiB)", "peak_rss_mib"), ("provider requests per idle cycle", "idle_provider_requests_per_cycle"),
@@ -60,12 +62,15 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ("force-sync -> patch p99 (ms)", "force_sync_p99_ms"),
     ]
     fig, axes = plt.subplots(2, 3, figsize=(11, 6), dpi=70)
+    runs = sorted(max(series.values(), key=len), key=lambda r: r["n"])  # the longest series
     for ax, (title, key) in zip(axes.flat, panels, strict=True):
-        ax.plot(ns, [r.get(key) or 0 for r in runs], marker="o")
+        for label, found in sorted(series.items()):
+            found = sorted(found, key=lambda r: r["n"])
+            ax.plot([r["n"] for r in found], [r.get(key) or 0 for r in found], marker="o", label=label)
         if key == "idle_provider_requests_per_cycle":
-            ax.plot(ns, [r.get("idle_distinct_remote_secrets") or 0 for r in runs], linestyle="--",
-                    label="distinct remote secrets")
-            ax.legend(fontsize=7)
+            ax.plot([r["n"] for r in runs], [r.get("idle_distinct_remote_secrets") or 0 for r in runs],
+                    linestyle="--", label="distinct remote secrets")
+        ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.set_xscale("log")
         ax.set_xlabel("BotSecrets (N)", fontsize=8)
