@@ -137,6 +137,7 @@ def phase_idle(world: World, audit: Audit, seconds: float) -> dict[str, Any]:
         "kube_requests_by_verb": dict(sorted(counts.items())),
         "kube_requests_per_botsecret_per_cycle": round(sum(counts.values()) * scale / n, 2),
         "kube_writes": writes(counts),
+        "plain_http_warning_events": sum(counts.values()) - without_plain_http_warnings(counts),
     }
     print(f"idle window {seconds:.0f} s: {int(syncs)} full syncs of {n}; provider requests "
           + ", ".join(f"{p} {v['requests']} ({v['per_cycle']} per cycle, {v['distinct']} distinct)"
