@@ -20,11 +20,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from .spec import BUILTIN_WORKLOAD_KINDS
 from .workloads import RESTART_ON_ANNOTATION
 
 __all__ = ["KINDS", "LISTING_TTL_SECONDS", "OptInListing"]
 
-KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+KINDS = BUILTIN_WORKLOAD_KINDS
 LISTING_TTL_SECONDS = 10.0
 _LIST = {"Deployment": "list_namespaced_deployment", "StatefulSet": "list_namespaced_stateful_set",
          "DaemonSet": "list_namespaced_daemon_set"}

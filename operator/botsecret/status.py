@@ -10,8 +10,8 @@ from typing import Any
 from .reconcile import SyncResult
 
 __all__ = [
-    "SYNCED_AT_MAX_AGE_SECONDS", "condition", "events_for", "log_line", "ready_condition", "rollout_status_patch",
-    "status_patch",
+    "SYNCED_AT_MAX_AGE_SECONDS", "condition", "events_for", "found_status", "log_line", "ready_condition",
+    "rollout_status_patch", "status_patch",
 ]
 
 # A sync that changes nothing else patches status only when syncedAt is older than this: an idle
@@ -64,6 +64,8 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
             {"key": o.key, "source": o.source, "remoteName": o.remote_name, "version": o.version}
             for o in result.origins
         ]
+        if result.spec is not None and result.found is not None:
+            patch["found"] = found_status(result)
     if result.ready and result.fetched and result.written:
         patch["writtenAt"] = now
     changed = {k: v for k, v in patch.items() if current.get(k) != v}
@@ -79,6 +81,15 @@ def _older_than(stamp: Any, now: str, seconds: float) -> bool:
         return (datetime.datetime.strptime(now, "%Y-%m-%dT%H:%M:%SZ") - then).total_seconds() >= seconds
     except ValueError:
         return True  # never recorded, or unreadable
+
+
+def found_status(result: SyncResult) -> list[dict[str, Any]]:
+    """What each find matched at the last successful sync: names, versions and keys, never values."""
+    assert result.spec is not None and result.found is not None
+    return [{"dataFrom": item.index, "source": item.source, "matches": [
+        {"name": o.remote_name, "version": o.version, "key": o.key}
+        for o in sorted(result.found, key=lambda o: o.remote_name) if o.found_by == item.index]}
+        for item in result.spec.finds]
 
 
 def _add_rollout(patch: dict[str, Any], conditions: list[dict[str, Any]], current: Mapping[str, Any],
