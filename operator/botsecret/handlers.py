@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import kopf
 from kubernetes.client.exceptions import ApiException
 
+from . import metrics
 from .cycle import FINALIZER, FORCE_SYNC_ANNOTATION, release_target, run_cycle, run_rollout_cycle
 from .reconcile import SyncResult
 from .resolve import store_key, stores_used
@@ -91,6 +92,8 @@ async def wake_on_change(body: kopf.Body, memo: kopf.Memo, type: str | None, **_
     if type == "DELETED":
         runtime.dependents.unregister(key)
         return
+    if metrics.unsynced_change(body):
+        metrics.UNSYNCED.seen(*key)
     runtime.dependents.register(key, _wakeup(memo))
     runtime.dependents.record(key, stores_used(body))
     if memo.get("synced_trigger") not in (None, _sync_trigger(body)):
