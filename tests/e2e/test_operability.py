@@ -332,3 +332,20 @@ def test_render_applies_the_target_template_as_the_operator_writes_the_secret(
     assert written is not None
     assert rendered == {k: v.decode() for k, v in written.items()}
     assert rendered == {"DSN": f"bot://{user}:{token}@x\n", "TOKEN_B64": base64.b64encode(token.encode()).decode()}
+
+
+def test_the_oldest_unsynced_change_grows_while_a_botsecret_is_stuck_and_is_zero_once_it_syncs(
+    kube: Kube, operator: Any, namespace: str, aws: MotoServer,
+) -> None:
+    metric = "botsecret_oldest_unsynced_change_age_seconds"
+    wait_for(lambda: operator.metric(metric) == 0, timeout=120, what="no change waiting before the test")
+    remote = f"{namespace}/late"
+    bs.create(kube, namespace, "stuck", {"sources": [bs.aws_source(kube, namespace, aws.endpoint)],
+                                         "data": [{"key": "K", "remoteRef": {"name": remote}}]})
+    bs.wait_ready(kube, namespace, "stuck", status="False", reason="MissingKeys", timeout=60)
+    first = wait_for(lambda: operator.metric(metric), timeout=30, what=f"{metric} > 0")
+    wait_for(lambda: operator.metric(metric) >= first + 2, timeout=60, what=f"{metric} growing")
+
+    aws.client().create_secret(Name=remote, SecretString=secret_value("unsynced"))
+    bs.wait_ready(kube, namespace, "stuck", reason="Synced", timeout=90)
+    wait_for(lambda: operator.metric(metric) == 0, timeout=30, what=f"{metric} back to 0")
