@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install binaries lint test test-fast dev-up clean
+.PHONY: install binaries lint test test-fast dev-up demo bench-rotate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: install binaries lint
 test-fast: lint
 	$(BIN)/pytest -m "not rollout"
 
+# The whole loop on a local world, then everything stopped (KEEP=1: stays up until Ctrl-C).
+demo:
+	@echo "demo: installing the Python environment ($(VENV), editable; quick once done)"
+	@$(MAKE) --no-print-directory install
+	@$(BIN)/python -m tests.demo $(if $(KEEP),--keep)
+
 dev-up: install binaries
 	$(BIN)/python -m tests.harness.devup
 
@@ -37,3 +43,7 @@ clean:
 # Rotation latency and ReplicaSet figures; prints, never asserts on time (see bench/README.md).
 bench: install binaries
 	$(BIN)/python -m bench.rotation
+
+# `botsecret rotate --now` -> pod-template patch: medians, printed (see bench/README.md).
+bench-rotate: install binaries
+	$(BIN)/python -m bench.rotate_now
