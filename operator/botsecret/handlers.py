@@ -91,8 +91,10 @@ async def wake_on_change(body: kopf.Body, memo: kopf.Memo, type: str | None, **_
     key = (body.get("metadata", {}).get("namespace", ""), body.get("metadata", {}).get("name", ""))
     if type == "DELETED":
         runtime.dependents.unregister(key)
+        metrics.UNSYNCED.synced(*key)
         return
-    if metrics.unsynced_change(body):
+    # A BotSecret going away has nothing left to sync (its deletion bumps the generation).
+    if metrics.unsynced_change(body) and not body.get("metadata", {}).get("deletionTimestamp"):
         metrics.UNSYNCED.seen(*key)
     runtime.dependents.register(key, _wakeup(memo))
     runtime.dependents.record(key, stores_used(body))
