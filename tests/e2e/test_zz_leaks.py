@@ -4,7 +4,8 @@ Every value the tests put into a provider is unique and recorded (tests/harness/
 scans what the cluster and the operator produced: every BotSecret (annotations, labels, status),
 every event, the metadata of every Secret, every workload, pod and ConfigMap (of namespaces still
 there, and of those captured before a test deleted them), the operator's whole log output and
-metrics, the output of every `botsecret` command the tests ran (but render's values), and the
+metrics, the output of every `botsecret` command the tests ran (but render's values), `make demo`'s
+output and its world's logs (tests/e2e/test_demo.py), and the
 control plane's logs with the apiserver's audit log, which holds the body of
 every write the operator made to anything but a Secret. Each value is searched as itself,
 JSON-escaped and base64-encoded (tests/harness/leaks.py).
@@ -33,7 +34,7 @@ OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:botsecret-operator"
 def operator_texts(artifacts: Path) -> dict[str, str]:
     """The operator's output, and the control plane's logs (apiserver audit log included)."""
     logs = [*artifacts.glob("operator*.log"), *(artifacts / "cluster").glob("*.log"),
-            *(artifacts / "cli").glob("*.log")]
+            *(artifacts / "cli").glob("*.log"), *(artifacts / "demo").rglob("*.log")]
     return {f"log {p.relative_to(artifacts)}": p.read_text(errors="replace") for p in logs}
 
 
