@@ -28,10 +28,14 @@ test-fast: lint
 	$(BIN)/pytest -m "not rollout"
 
 # The whole loop on a local world, then everything stopped (KEEP=1: stays up until Ctrl-C).
-demo:
-	@echo "demo: installing the Python environment ($(VENV), editable; quick once done)"
-	@$(MAKE) --no-print-directory install
+demo: $(VENV)/.installed
 	@$(BIN)/python -m tests.demo $(if $(KEEP),--keep)
+
+# pip install again only when the dependencies changed (pip itself takes seconds to find nothing to do).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "demo: installing the Python environment into $(VENV) (editable; a minute or two the first time)"
+	@$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
 
 dev-up: install binaries
 	$(BIN)/python -m tests.harness.devup

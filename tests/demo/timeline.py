@@ -59,14 +59,15 @@ def _container(world: World) -> dict[str, Any]:
 
 def run(world: World, seed: str, say: Say, phase: Callable[[str, str], None]) -> None:
     kube, ns = world.kube, bot.NAMESPACE
+    # Scaled up once the Secret exists: a pod started before would wait out the kubelet's backoff.
     replicas = 1 if world.node is not None else 0
     bot.put_remote_secrets(seed, world.moto, world.bao, world.gcp)
     kube.core.create_namespace({"metadata": {"name": ns}})
     bot.create_stores(kube, world.moto, world.bao, world.gcp)
-    kube.apps.create_namespaced_deployment(ns, bot.deployment(replicas, _container(world)))
+    kube.apps.create_namespaced_deployment(ns, bot.deployment(0, _container(world)))
     kube.custom.create_namespaced_custom_object("botsecret.dev", "v1alpha1", ns, "botsecrets", bot.botsecret())
     say(f"created: 6 keys as one JSON secret in AWS ({bot.AWS_SECRET}), {bot.VAULT_KEY} in Vault, {bot.GCP_KEY} "
-        f"in Google Secret Manager; stores aws, vault, gcp; Deployment {bot.NAME} ({replicas} replicas); "
+        f"in Google Secret Manager; stores aws, vault, gcp; Deployment {bot.NAME} (scaled to {replicas} once synced); "
         f"BotSecret {bot.NAME}")
 
     body = bs.wait_ready(kube, ns, bot.NAME, reason="Synced", timeout=PHASE_TIMEOUT)
@@ -76,7 +77,8 @@ def run(world: World, seed: str, say: Say, phase: Callable[[str, str], None]) ->
 
     old_digest = bot.digest(bot.value(seed, bot.ROTATED_KEY))
     old_pod = None
-    if world.node is not None:
+    if replicas:
+        kube.apps.patch_namespaced_deployment_scale(bot.NAME, ns, {"spec": {"replicas": replicas}})
         old_pod, _ = wait_for(lambda: _running_pod_with(world, old_digest, set()), timeout=PHASE_TIMEOUT,
                               what="the bot's pod running")
         phase("bot running", f"pod {old_pod} prints {bot.ROTATED_KEY} {old_digest}")

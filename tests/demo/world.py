@@ -4,6 +4,7 @@ whatever happens (an error, Ctrl-C, SIGTERM)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import subprocess
@@ -86,35 +87,52 @@ def _stopping(what: str, stop: Callable[[], None], failures: list[str]) -> Calla
     return run
 
 
+def _together(*starts: Callable[[], Any]) -> list[Any]:
+    """Run ``starts`` at once (each waits on its own server); answer their results in order.
+    Whatever happens, even Ctrl-C here, every start has ended before this returns or raises, so
+    nothing is left starting behind the cleanup."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(starts)) as pool:
+        running = [pool.submit(fn) for fn in starts]
+        try:
+            return [f.result() for f in running]
+        finally:
+            concurrent.futures.wait(running)
+
+
 def start(stack: contextlib.ExitStack, workdir: Path, bin_dir: Path, say: Say, *, with_node: bool,
           failures: list[str]) -> World:
+    # Registered first, so it runs last: whatever a failed start left running, by PID.
+    stack.callback(_stopping("leftover processes", _stop_leftovers, failures))
     plane = ControlPlane(workdir=workdir / "cluster", bin_dir=bin_dir)
-    stack.callback(plane.stop)
-    say("starting the control plane (etcd, kube-apiserver, kube-controller-manager) on loopback")
-    plane.start()
     moto = MotoServer(port=processes.free_port(), log=workdir / "moto.log")
-    stack.callback(moto.stop)
     bao = OpenBao(port=processes.free_port(span=2), log=workdir / "openbao.log")
-    stack.callback(bao.stop)
     gcp = GcpSecretManagerFake()
-    stack.callback(gcp.stop)
-    say("starting AWS Secrets Manager (moto), Vault (OpenBao dev server) and Google Secret Manager (gRPC fake)")
-    moto.start()
-    bao.start()
-    gcp.start()
+    # Each stop is harmless before its start, so all are registered before anything starts.
+    for what, stop in (("the control plane", plane.stop), ("moto", moto.stop), ("OpenBao", bao.stop),
+                       ("the GCP fake", gcp.stop)):
+        stack.callback(_stopping(what, stop, failures))
+    say("starting the control plane (etcd, kube-apiserver, kube-controller-manager) on loopback, and at the same "
+        "time AWS Secrets Manager (moto), Vault (OpenBao dev server) and Google Secret Manager (gRPC fake)")
+    _together(plane.start, moto.start, bao.start, gcp.start)
     kube = kube_for(plane.admin_kubeconfig)
     node = None
+    starts: list[Callable[[], Any]] = [lambda: deploy(kube, plane, workdir)]
     if with_node:
         from tests.harness.node import Node
 
         say("starting a kubelet node (containerd, runc, a host-only bridge; kube-scheduler) that runs the bot's "
-            "pods; every host change is undone at the end")
+            "pods, every host change undone at the end; at the same time the CRDs, the operator's RBAC and the "
+            "operator")
         node = Node(cluster=plane, kube=kube, scratch=workdir / "node")
-        node.start()  # undoes its own changes if it fails
         stack.callback(_stopping("the node (and undoing its host changes)", node.stop, failures))
-    say("installing the CRDs, the operator's RBAC and starting the operator")
-    operator = deploy(kube, plane, workdir)
-    stack.callback(operator.stop)
+        starts.append(node.start)  # undoes its own changes if it fails
+    else:
+        say("installing the CRDs, the operator's RBAC and starting the operator")
+    operator: OperatorProcess = _together(*starts)[0]
+    stack.callback(_stopping("the operator", operator.stop, failures))
     return World(plane, moto, bao, gcp, kube, operator, node)
 
 
+def _stop_leftovers() -> None:
+    for proc in processes.STARTED:
+        processes.stop(proc)
