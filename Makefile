@@ -37,3 +37,8 @@ clean:
 # Rotation latency and ReplicaSet figures; prints, never asserts on time (see bench/README.md).
 bench: install binaries
 	$(BIN)/python -m bench.rotation
+
+.PHONY: bench-node
+# The node's set-up time (cold and warm), its memory and the kubelet's warm build; as root.
+bench-node: install binaries
+	$(BIN)/python -m bench.node_setup --build
