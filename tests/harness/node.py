@@ -192,6 +192,11 @@ class Node:
         for _, archive in built.values():
             node_images.import_into(self.socket, archive)
 
+    def import_image(self, archive: Path) -> None:
+        """Import another image (an OCI archive, e.g. from ``buildah push IMAGE oci-archive:FILE``)
+        for pods to run with ``imagePullPolicy: Never``."""
+        node_images.import_into(self.socket, archive)
+
     def _ctr(self, *args: str) -> str:
         return run("ctr", "--address", str(self.socket), "--namespace", "k8s.io", *args)
 
