@@ -51,3 +51,8 @@ bench: install binaries
 # `botsecret rotate --now` -> pod-template patch: medians, printed (see bench/README.md).
 bench-rotate: install binaries
 	$(BIN)/python -m bench.rotate_now
+
+.PHONY: bench-node
+# The node's set-up time (cold and warm), its memory and the kubelet's warm build; as root.
+bench-node: install binaries
+	$(BIN)/python -m bench.node_setup --build

@@ -118,8 +118,16 @@ def start(stack: contextlib.ExitStack, workdir: Path, bin_dir: Path, say: Say, *
     node = None
     starts: list[Callable[[], Any]] = [lambda: deploy(kube, plane, workdir)]
     if with_node:
-        from tests.harness.node import Node
+        from tests.harness.node import Node, host_lock
 
+        try:
+            # Held until the node is stopped (the node's own take is re-entrant); never waited for.
+            stack.enter_context(host_lock(timeout=1))
+        except TimeoutError:
+            say("no kubelet node after all: another run took this host's node meanwhile; the bot's Deployment "
+                "runs with 0 replicas")
+            with_node = False
+    if with_node:
         say("starting a kubelet node (containerd, runc, a host-only bridge; kube-scheduler) that runs the bot's "
             "pods, every host change undone at the end; at the same time the CRDs, the operator's RBAC and the "
             "operator")
