@@ -10,9 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .remote import RemoteRef
+
+if TYPE_CHECKING:
+    from .find_spec import FindItem
 
 __all__ = [
     "STORE_KINDS",
@@ -20,6 +23,7 @@ __all__ = [
     "BotSecretSpec",
     "DataFromItem",
     "DataItem",
+    "GcpFederationSettings",
     "GcpSource",
     "InvalidSpec",
     "RolloutTarget",
@@ -86,6 +90,8 @@ class SecretRef:
 @dataclass(frozen=True)
 class AwsSource:
     region: str
+    # SecretsManager or ParameterStore (Systems Manager parameters).
+    service: str = "SecretsManager"
     endpoint: str | None = None
     credentials_secret: SecretRef | None = None
     service_account_name: str | None = None
@@ -100,6 +106,22 @@ class GcpSource:
     location: str | None = None
     endpoint: str | None = None
     credentials_secret: SecretRef | None = None
+    # Workload Identity Federation: a token of this ServiceAccount is exchanged at Google's STS.
+    service_account_name: str | None = None
+    federation: GcpFederationSettings | None = None
+
+
+@dataclass(frozen=True)
+class GcpFederationSettings:
+    """``workloadIdentity`` of a GCP store: the pool provider's audience, the audience of the
+    ServiceAccount token (the audience by default), an optional Google service account to
+    impersonate, and endpoints instead of Google's (tests, private access)."""
+
+    audience: str
+    token_audience: str
+    service_account_email: str | None = None
+    sts_endpoint: str | None = None
+    iam_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +184,8 @@ class DataItem:
 class DataFromItem:
     source: str
     remote: RemoteRef
+    # Position in spec.dataFrom, which also holds find entries (kept apart in BotSecretSpec.finds).
+    index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +230,7 @@ class BotSecretSpec:
     # progressDeadlineSeconds, DEFAULT_PROGRESS_DEADLINE_SECONDS for other kinds.
     progress_deadline_seconds: float | None = None
     refresh_policy: RefreshPolicy = "Periodic"
+    finds: tuple[FindItem, ...] = ()
 
     def source(self, name: str) -> Source:
         for source in self.sources:
@@ -296,9 +321,10 @@ def _parse_remote_ref(raw: Mapping[str, Any], path: str) -> tuple[RemoteRef, str
         raise InvalidSpec(f"{path}.remoteRef", "is required")
     rpath = f"{path}.remoteRef"
     name = _str(ref, "name", rpath, required=True) or ""
-    if not REMOTE_NAME.fullmatch(name) or any(part in ("", ".", "..") for part in name.split("/")):
+    segments = name.removeprefix("/").split("/")  # Parameter Store hierarchies start with '/'
+    if not REMOTE_NAME.fullmatch(name) or any(part in ("", ".", "..") for part in segments):
         raise InvalidSpec(f"{rpath}.name", f"{name!r} is not a remote secret name (letters, digits and _+=.@:/-, "
-                                           "no empty, '.' or '..' path segment)")
+                                           "no empty, '.' or '..' path segment after an optional leading '/')")
     version = ref.get("version")
     if version is not None:
         version = str(version)
@@ -432,13 +458,26 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
         raise InvalidSpec("spec.data", f"keys must be unique, repeated: {', '.join(duplicates)}")
 
     data_from: list[DataFromItem] = []
+    finds: list[FindItem] = []
     for i, raw in enumerate(_list(spec, "dataFrom", "spec")):
         path = f"spec.dataFrom[{i}]"
         if not isinstance(raw, Mapping):
             raise InvalidSpec(path, "must be an object")
+        source = _resolve_source(raw, path, names)
+        if raw.get("find") is not None:
+            # find_spec builds on this module's helpers, so it is imported when first needed.
+            from .find_spec import FindItem, parse_find, parse_rewrites
+
+            if raw.get("remoteRef") is not None:
+                raise InvalidSpec(path, "set remoteRef or find, not both")
+            finds.append(FindItem(index=i, source=source, query=parse_find(raw["find"], f"{path}.find"),
+                                  rewrite=parse_rewrites(raw, path)))
+            continue
+        if raw.get("rewrite"):
+            raise InvalidSpec(f"{path}.rewrite", "applies to find entries only")
         remote, _ = _parse_remote_ref(raw, path)
-        data_from.append(DataFromItem(source=_resolve_source(raw, path, names), remote=remote))
-    if not data and not data_from:
+        data_from.append(DataFromItem(source=source, remote=remote, index=i))
+    if not data and not data_from and not finds:
         raise InvalidSpec("spec.data", "spec.data or spec.dataFrom must name at least one remote secret")
 
     refresh = DEFAULT_REFRESH_SECONDS
@@ -470,4 +509,6 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
         debounce_seconds=debounce,
         progress_deadline_seconds=progress_deadline,
         refresh_policy=refresh_policy,
+        finds=tuple(finds),
     )
+

@@ -207,7 +207,7 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str, bool]] = [
      "spec.target.name", "should match", True),
     ("remote-name-with-a-dotdot-segment", _set("data.1.remoteRef.name", "bots/../admin"),
      "spec.data[1].remoteRef.name", "should match", True),
-    ("remote-name-with-a-leading-slash", _set("data.1.remoteRef.name", "/bots/api"),
+    ("remote-name-with-two-leading-slashes", _set("data.1.remoteRef.name", "//bots/api"),
      "spec.data[1].remoteRef.name", "should match", True),
     ("remote-name-with-a-space", _set("dataFrom.0.remoteRef.name", "bots env"),
      "spec.dataFrom[0].remoteRef.name", "should match", True),

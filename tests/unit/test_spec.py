@@ -402,7 +402,7 @@ INVALID: list[tuple[str, Mutation, str]] = [
     ("remoteRef name dot dot", _set(["data", 1, "remoteRef", "name"], ".."), "spec.data[1].remoteRef.name"),
     ("remoteRef name with a dot segment", _set(["data", 1, "remoteRef", "name"], "prod/./api"),
      "spec.data[1].remoteRef.name"),
-    ("remoteRef name with a leading slash", _set(["data", 1, "remoteRef", "name"], "/prod/api"),
+    ("remoteRef name with two leading slashes", _set(["data", 1, "remoteRef", "name"], "//prod/api"),
      "spec.data[1].remoteRef.name"),
     ("remoteRef name with a trailing slash", _set(["data", 1, "remoteRef", "name"], "prod/api/"),
      "spec.data[1].remoteRef.name"),
