@@ -48,6 +48,14 @@ clean:
 bench: install binaries
 	$(BIN)/python -m bench.rotation
 
+.PHONY: bench-scale
+# N BotSecrets on one operator: apply -> Ready, idle requests, force-sync latency, restart
+# (bench/scale.py). Writes bench/results/ and prints the figures; never asserts on time.
+N ?= 100
+bench-scale: install binaries
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.scale --n $(N)
+
 # `botsecret rotate --now` -> pod-template patch: medians, printed (see bench/README.md).
 bench-rotate: install binaries
 	$(BIN)/python -m bench.rotate_now

@@ -108,8 +108,9 @@ def test_nothing_but_time_changed_gives_only_the_time() -> None:
     # A write that changed nothing in status (same data, same origins, drift restored) moves the times.
     assert status_patch(synced(), current=current, generation=1, now=T1, force_sync=None) == {
         "syncedAt": T1, "writtenAt": T1}
+    # An idle refresh has nothing to say (issue 12: no status patch per refresh).
     assert status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=T2,
-                        force_sync=None) == {"syncedAt": T2}
+                        force_sync=None) is None
     # Within the same second there is nothing to say at all.
     assert status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=T0,
                         force_sync=None) is None
@@ -220,19 +221,28 @@ def test_recovery_gives_only_the_normal_event() -> None:
     assert [e[0] for e in events] == ["Normal"]
 
 
-# syncedAt is the last successful sync, writtenAt the last write (issue 9, item 11)
+# syncedAt is the last successful sync that changed status (or one a day after the last recorded),
+# writtenAt the last write (issue 9, item 11; issue 12: an idle refresh patches nothing)
 
 
-def test_synced_at_moves_on_every_success_written_at_only_on_a_write() -> None:
+def test_an_idle_refresh_patches_no_status_synced_at_moves_with_other_changes() -> None:
     first = status_patch(synced(), current={}, generation=1, now=T0, force_sync=None)
     assert first is not None and first["syncedAt"] == T0 and first["writtenAt"] == T0
     current = applied({}, first)
     checked = status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=T1,
                            force_sync=None)
-    assert checked == {"syncedAt": T1}, "a check that wrote nothing moves only syncedAt"
-    current = applied(current, checked)
+    assert checked is None, f"an idle refresh patched status: {checked}"
     rewritten = status_patch(synced(), current=current, generation=1, now=T2, force_sync=None)
     assert rewritten is not None and rewritten["writtenAt"] == T2 and rewritten["syncedAt"] == T2
+
+
+def test_synced_at_is_refreshed_once_a_day_when_nothing_else_changes() -> None:
+    current = applied({}, status_patch(synced(), current={}, generation=1, now=T0, force_sync=None))
+    a_day_later = "2026-01-02T00:00:00Z"
+    assert status_patch(synced(written=False, changed_keys=()), current=current, generation=1,
+                        now="2026-01-01T23:59:59Z", force_sync=None) is None
+    assert status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=a_day_later,
+                        force_sync=None) == {"syncedAt": a_day_later}
 
 
 def test_a_failure_moves_neither_timestamp() -> None:
