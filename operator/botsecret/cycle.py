@@ -74,7 +74,7 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
                                  pending=(body.get("status") or {}).get("pendingRollout"), wake_in=30.0,
                                  key_id=(body.get("status") or {}).get("hmacKeyId"))
         outcome.condition = {"status": "False", "reason": "RolloutError",
-                             "message": f"reading or patching workloads failed with HTTP {e.status}"}
+                             "message": f"reading workloads failed with HTTP {e.status}"}
         return outcome
 
 

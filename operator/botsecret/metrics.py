@@ -34,12 +34,13 @@ SECRET_WRITES = Counter("botsecret_secret_writes_total", "Writes of target Secre
 TOKEN_REQUESTS = Counter("botsecret_token_requests_total", "ServiceAccount tokens minted with TokenRequest.")
 PROVIDER_LOGINS = Counter("botsecret_provider_logins_total",
                           "Exchanges of a token for provider credentials (STS, Vault login).", ["provider"])
-# One sample per remote reference read (operation "read") or identity proven (operation "check"):
+# One sample per remote reference read (operation "read"), find listed (operation "list") or identity
+# proven (operation "check"):
 # what a provider was asked, whether it came as one batch call or one call per reference.
 PROVIDER_REQUESTS = Counter(
     "botsecret_provider_requests_total",
-    "Provider answers by provider (aws, gcp, vault), operation (read: one per remote reference; check) and "
-    "result (ok, notfound, denied, throttled, unavailable).",
+    "Provider answers by provider (aws, gcp, vault), operation (read: one per remote reference; list: one per "
+    "find; check) and result (ok, notfound, denied, throttled, unavailable).",
     ["provider", "operation", "result"])
 RESTARTS = Counter("botsecret_restarts_total", "Pod-template restarts of workloads.", ["kind"])
 ROLLOUT_FAILURES = Counter("botsecret_rollout_failures_total",
