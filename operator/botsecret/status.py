@@ -64,7 +64,9 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
             {"key": o.key, "source": o.source, "remoteName": o.remote_name, "version": o.version}
             for o in result.origins
         ]
-        if result.spec is not None and result.found is not None:
+        if result.spec is not None and result.found is not None and (result.spec.finds or "found" in current):
+            # Only BotSecrets with finds carry the field (or had them: then it is emptied), so the
+            # upgrade that introduced it costs no status patch for the others.
             patch["found"] = found_status(result)
     if result.ready and result.fetched and result.written:
         patch["writtenAt"] = now

@@ -8,6 +8,7 @@ import pytest
 
 from botsecret.assemble import KeyOrigin
 from botsecret.reconcile import SyncResult, keys_synced
+from botsecret.spec import parse_spec
 from botsecret.status import events_for, log_line, ready_condition, status_patch
 
 T0 = "2026-01-01T00:00:00Z"
@@ -286,3 +287,14 @@ def test_template_keys_are_marked_and_name_no_remote() -> None:
                         data_hmac="hmac-sha256:x")
     patch = status_patch(result, current={}, generation=1, now="2026-01-01T00:00:00Z", force_sync=None)
     assert patch is not None and patch["keys"] == [{"key": ".env", "template": True}]
+
+
+def test_a_botsecret_without_finds_gets_no_found_field_so_an_upgrade_patches_nothing() -> None:
+    # Status written by a version without status.found: an idle refresh must still patch nothing.
+    spec = parse_spec({"sources": [{"name": "aws", "storeRef": {"name": "s"}}],
+                       "data": [{"key": "A", "remoteRef": {"name": "a"}}]}, name="bot")
+    current = applied({}, status_patch(synced(), current={}, generation=1, now=T0, force_sync=None))
+    current.pop("found", None)
+    idle = status_patch(synced(written=False, changed_keys=(), spec=spec, found=()), current=current,
+                        generation=1, now=T1, force_sync=None)
+    assert idle is None, f"an idle refresh of a BotSecret without finds patched status: {idle}"
