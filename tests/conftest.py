@@ -15,7 +15,8 @@ from tests.harness.vault import OpenBao
 
 ARTIFACTS = Path(os.environ.get("BOTSECRET_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 
-pytest_plugins = ["tests.harness.cluster_fixtures", "tests.harness.gcp_fixtures", "tests.harness.chaos"]
+pytest_plugins = ["tests.harness.cluster_fixtures", "tests.harness.gcp_fixtures", "tests.harness.chaos",
+                  "tests.harness.node_fixtures"]
 
 
 @pytest.hookimpl(trylast=True)  # after -m and -k: a shard splits what is left of the run
@@ -24,8 +25,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
-    # The leak scan reads what every other test left behind, so it runs last.
-    items.sort(key=lambda item: item.get_closest_marker("leaks") is not None)
+    # The leak scan reads what every other test left behind, so it runs last; the check that a
+    # failed node start leaves the host as it was runs first, before the session's node holds it.
+    items.sort(key=lambda item: (item.get_closest_marker("leaks") is not None,
+                                 item.get_closest_marker("hostcheck") is None))
 
 
 @pytest.fixture(scope="session")

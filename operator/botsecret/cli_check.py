@@ -10,6 +10,8 @@ from .cli_input import InputError, Loaded, from_cluster, from_file
 from .diagnose import check_rows, format_table
 from .providers.base import ProviderError
 from .render import FORMATS, RenderError, interpolated_keys, render
+from .templating import TemplateFailed
+from .templating import render as render_template
 
 __all__ = ["add_check", "add_render"]
 
@@ -63,14 +65,19 @@ def _render(args: argparse.Namespace) -> int:
             why = built.failure.message if built.failure is not None else built.explain(built.missing_required)
             sys.stderr.write(format_table(rows) if rows else why + "\n")
             return _fail("not rendered: not every required key resolved (see botsecret check)", 1)
-        output = render(built.data, args.format, name=loaded.spec.target.name, namespace=loaded.namespace,
+        data = dict(built.data)
+        if loaded.spec.target.template is not None:
+            # As the operator writes the Secret (reconcile.py): the rendered keys, and with
+            # mergePolicy Merge the fetched ones under them.
+            data = render_template(loaded.spec.target.template, data)
+        output = render(data, args.format, name=loaded.spec.target.name, namespace=loaded.namespace,
                         secret_type=loaded.spec.target.type)
-    except RenderError as e:
+    except (RenderError, TemplateFailed) as e:
         return _fail(str(e), 1)
     finally:
         loaded.close()
     if args.format == "env":
-        for key in interpolated_keys(built.data):
+        for key in interpolated_keys(data):
             print(f"botsecret render: the value of {key} holds '${{': read the file with python-dotenv's "
                   "interpolate=False, or it is expanded as a variable", file=sys.stderr)
     sys.stdout.write(output)

@@ -29,7 +29,7 @@ from google.auth.credentials import AnonymousCredentials
 from ..remote import FindQuery
 from ..spec import GcpSource
 from ..values import SecretValue
-from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, Unavailable
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, TlsError, Unavailable
 from .gcp_federation import GcpFederation, federated_credentials
 
 __all__ = ["GcpProvider"]
@@ -57,6 +57,9 @@ _STORE_DOWN = (gexc.ServiceUnavailable, gexc.DeadlineExceeded)
 # A failing token refresh surfaces as UNAVAILABLE with the OAuth error in the message; these
 # OAuth errors mean the key itself is bad, not that Google is down.
 _BAD_KEY_MARKERS = ("invalid_grant", "invalid_client", "unauthorized_client")
+# grpc says a failed handshake only in the text of its UNAVAILABLE ("Ssl handshake failed
+# (TSI_PROTOCOL_FAILURE): ... CERTIFICATE_VERIFY_FAILED"); matched, never repeated.
+_TLS_MARKERS = ("Ssl handshake failed", "CERTIFICATE_VERIFY_FAILED", "TSI_PROTOCOL_FAILURE", "WRONG_VERSION_NUMBER")
 
 
 class GcpProvider:
@@ -321,6 +324,9 @@ def _classify(exc: Any, shown: str) -> ProviderError:
     if isinstance(exc, gexc.TooManyRequests):
         return Throttled(f"{shown}: throttled, Secret Manager answered {code_name}", retry_after=_retry_delay(exc))
     message = str(getattr(exc, "message", ""))
+    if isinstance(exc, gexc.ServiceUnavailable) and any(m in message for m in _TLS_MARKERS):
+        return TlsError(f"{shown}: TLS handshake failed (server certificate not trusted, or the server does not "
+                        "speak TLS)")
     if isinstance(exc, gexc.ServiceUnavailable) and any(m in message for m in _BAD_KEY_MARKERS):
         return AccessDenied(f"{shown}: Google refused the service-account key (token refresh failed)")
     return Unavailable(f"{shown}: Secret Manager answered {code_name}")
