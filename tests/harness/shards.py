@@ -7,7 +7,8 @@ below and the shard count.
 
 - A module stays whole: its module-scoped fixtures (the chaos suite's proxy) start once.
 - Modules with a test that needs what is one per host (marked ``HOST_MARKERS`` or using a fixture
-  of ``HOST_FIXTURES``: the kubelet node holds a host-wide lock for its whole session) all go to
+  of ``HOST_FIXTURES``, or listed in ``HOST_MODULES``: the kubelet node holds a host-wide lock
+  for its whole session) all go to
   shard 0, so one shard never waits for another to end before its node can start.
 - The leak scan (marker ``leaks``) runs in every shard, last: each scans its own world.
 - The rest is spread longest first onto the shard with the least so far (LPT). A module not in
@@ -31,6 +32,8 @@ import pytest
 
 HOST_MARKERS = frozenset({"node", "hostcheck"})
 HOST_FIXTURES = frozenset({"node"})
+# Modules that start a node of their own in a subprocess (``make demo``), which no marker shows.
+HOST_MODULES = frozenset({"tests/e2e/test_demo.py"})
 EVERY_SHARD = frozenset({"leaks"})
 DEFAULT_TEST_SECONDS = 5.0
 UNIT_TEST_SECONDS = 0.05
@@ -93,7 +96,7 @@ def assign(items: Iterable[pytest.Item], count: int) -> dict[str, int | None]:
         marks = set().union(*(_markers(i) for i in members))
         if marks & EVERY_SHARD:
             placed[module] = None
-        elif any(_host_bound(i) for i in members):
+        elif module in HOST_MODULES or any(_host_bound(i) for i in members):
             placed[module] = 0
             load[0] += weight(module)
     for module in sorted((m for m in tests if m not in placed), key=lambda m: (-weight(m), m)):

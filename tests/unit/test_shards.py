@@ -43,7 +43,7 @@ def test_modules_stay_whole_and_the_load_is_balanced(monkeypatch: pytest.MonkeyP
 def test_one_per_host_modules_share_shard_zero_and_the_leak_scan_runs_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     weights = {"tests/e2e/test_node.py": 10.0, "tests/e2e/test_demo.py": 10.0, "tests/e2e/test_big.py": 500.0,
                "tests/e2e/test_zz_leaks.py": 5.0}
-    found = items(weights, monkeypatch, **{"tests/e2e/test_node.py": "node", "tests/e2e/test_demo.py": "node",
+    found = items(weights, monkeypatch, **{"tests/e2e/test_node.py": "node", "tests/e2e/test_demo.py": "operability",
                                            "tests/e2e/test_zz_leaks.py": "leaks"})
     found.append(Item("tests/e2e/test_revert.py::test_uses_the_node", fixturenames=["kube", "node"]))
     placed = shards.assign(found, 3)
