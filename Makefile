@@ -9,12 +9,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Editable: code changes need no reinstall, only pyproject.toml's (dependencies, entry points).
+# Editable: code changes need no reinstall, only pyproject.toml's (the rule is below, with demo's).
 install: $(VENV)/.installed
-
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
 
 binaries:
 	@start=$$(date +%s); bash hack/build-binaries.sh >/dev/null; \
