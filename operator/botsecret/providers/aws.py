@@ -126,7 +126,7 @@ class AwsProvider:
         except ClientError as exc:
             raise _classify(exc, what) from None
         except BotoCoreError as exc:
-            raise _classify_transport(exc, what) from None
+            raise classify_transport(exc, what) from None
 
     def check(self) -> str:
         """Prove the identity works: STS GetCallerIdentity, which every identity may call."""
@@ -136,7 +136,7 @@ class AwsProvider:
         except ClientError as exc:
             raise _classify_code(_code(exc), "", "(GetCallerIdentity)") from None
         except BotoCoreError as exc:
-            raise _classify_transport(exc, "(GetCallerIdentity)") from None
+            raise classify_transport(exc, "(GetCallerIdentity)") from None
         finally:
             sts.close()
         return f"authenticated as account {identity.get('Account', '?')}"
@@ -156,7 +156,7 @@ class AwsProvider:
         except ParamValidationError:
             return {ref: self._fetch_one(ref) for ref in refs}
         except BotoCoreError as exc:
-            raise _classify_transport(exc, _describe_batch(ids)) from None
+            raise classify_transport(exc, _describe_batch(ids)) from None
         return {ref: self._batch_result(ref, entries, errors) for ref in refs}
 
     def _batch_get(self, ids: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -213,7 +213,7 @@ class AwsProvider:
         except BotoCoreError as exc:
             # The endpoint is down or the identity is missing: every other reference would fail
             # the same way after the same wait, so give up on the batch.
-            raise _classify_transport(exc, _describe(ref)) from None
+            raise classify_transport(exc, _describe(ref)) from None
         return _fetched(response, ref)
 
 
@@ -366,12 +366,14 @@ def _classify_code(code: str, provider_message: str, what: str) -> ProviderError
     return Unavailable(f"AWS failed reading secret {what} ({shown})")
 
 
-def _classify_transport(exc: BotoCoreError, what: str) -> ProviderError:
+def classify_transport(exc: BotoCoreError, what: str, *, service: str = "Secrets Manager",
+                       noun: str = "secret") -> ProviderError:
+    """A failure below the HTTP answer (no credentials, TLS, connection), for either AWS service."""
     if isinstance(exc, NoCredentialsError):
-        return AccessDenied(f"no AWS credentials found for reading secret {what}")
+        return AccessDenied(f"no AWS credentials found for reading {noun} {what}")
     if isinstance(exc, SSLError):
-        return TlsError(f"AWS Secrets Manager: TLS handshake failed reading secret {what}")
-    return Unavailable(f"AWS Secrets Manager unreachable reading secret {what} ({type(exc).__name__})")
+        return TlsError(f"AWS {service}: TLS handshake failed reading {noun} {what}")
+    return Unavailable(f"AWS {service} unreachable reading {noun} {what} ({type(exc).__name__})")
 
 
 def _seconds(header: str | None, default: float) -> float:

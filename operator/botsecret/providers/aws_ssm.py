@@ -28,8 +28,9 @@ from .aws import (
     _code,
     _config,
     _make_session,
+    classify_transport,
 )
-from .base import AccessDenied, Fetched, NotFound, ProviderError, Throttled, TlsError, Unavailable
+from .base import AccessDenied, Fetched, NotFound, ProviderError, Throttled, Unavailable
 
 __all__ = ["GET_PARAMETERS_BATCH", "ParameterStoreProvider", "describe_filters"]
 
@@ -172,10 +173,4 @@ def _classify(exc: ClientError, what: str) -> ProviderError:
 
 
 def _transport(exc: BotoCoreError, what: str) -> ProviderError:
-    from botocore.exceptions import NoCredentialsError, SSLError
-
-    if isinstance(exc, NoCredentialsError):
-        return AccessDenied(f"no AWS credentials found for reading parameter {what}")
-    if isinstance(exc, SSLError):
-        return TlsError(f"AWS Parameter Store: TLS handshake failed reading parameter {what}")
-    return Unavailable(f"AWS Parameter Store unreachable reading parameter {what} ({type(exc).__name__})")
+    return classify_transport(exc, what, service="Parameter Store", noun="parameter")
