@@ -453,6 +453,7 @@ def test_a_throttled_provider_is_asked_less_often_than_a_healthy_one(
         proxy.stop()
 
 
+@pytest.mark.operator_process
 def test_synced_at_is_the_last_check_written_at_the_last_write_and_the_log_names_the_botsecret(
     operator: Any, kube: Kube, namespace: str, aws: MotoServer,
 ) -> None:

@@ -15,6 +15,7 @@ from subprocess import Popen
 from typing import Any
 
 from . import processes
+from .external import provider_host
 
 REGION = "us-east-1"
 REPO = Path(__file__).resolve().parents[2]
@@ -28,10 +29,10 @@ class MotoServer:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{provider_host()}:{self.port}"
 
     def start(self) -> None:
-        self.proc = processes.start([sys.executable, "-m", "tests.harness.aws", "-H", "127.0.0.1", "-p", str(self.port)],
+        self.proc = processes.start([sys.executable, "-m", "tests.harness.aws", "-H", provider_host(), "-p", str(self.port)],
                                     log=self.log, cwd=REPO)
         processes.wait_until(
             lambda: urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).status == 200,
