@@ -69,11 +69,15 @@ def missing(marker: str) -> bool:
     raise KeyError(marker)
 
 
+# Markers of others that need one of ours: the node joins the harness's own control plane.
+IMPLIES = {"node": "control_plane"}
+
+
 def skip_what_is_missing(items: list[pytest.Item]) -> None:
     for item in items:
-        for marker in NEEDS:
-            if item.get_closest_marker(marker) is not None and missing(marker):
-                item.add_marker(pytest.mark.skip(reason=NEEDS[marker]))
+        for marker in (*NEEDS, *IMPLIES):
+            if item.get_closest_marker(marker) is not None and missing(IMPLIES.get(marker, marker)):
+                item.add_marker(pytest.mark.skip(reason=NEEDS[IMPLIES.get(marker, marker)]))
                 break
 
 
