@@ -13,13 +13,11 @@ from __future__ import annotations
 import secrets
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes.client.exceptions import ApiException
 
 from tests.harness import botsecrets as bs
@@ -27,7 +25,15 @@ from tests.harness import node_images, processes
 from tests.harness.aws import MotoServer
 from tests.harness.cluster import ControlPlane
 from tests.harness.cluster_fixtures import Kube
-from tests.harness.incluster import BridgedOpenBao, operator_image, relay
+from tests.harness.incluster import (
+    BridgedOpenBao,
+    leader_value,
+    metrics_of,
+    operator_image,
+    operator_pods,
+    relay,
+    values_file,
+)
 from tests.harness.leaks import secret_value
 from tests.harness.node import Node
 from tests.harness.node_config import NODE_IP
@@ -40,7 +46,6 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "botsecret-operator"
 RELEASE = "bsop"
 FULLNAME = f"{RELEASE}-botsecret-operator"
-SELECTOR = f"app.kubernetes.io/instance={RELEASE}"
 
 
 def helm(cluster: ControlPlane, *args: str) -> str:
@@ -69,11 +74,6 @@ def no_session_operator(operator: OperatorProcess) -> Iterator[None]:
         operator.start()
 
 
-def operator_pods(kube: Kube, namespace: str) -> list[Any]:
-    return [p for p in kube.core.list_namespaced_pod(namespace, label_selector=SELECTOR).items
-            if not p.metadata.deletion_timestamp]
-
-
 def ready_pods(kube: Kube, namespace: str, replicas: int, generation_hash: str | None = None) -> list[Any]:
     """The operator's Pods once ``replicas`` of them (of the current ReplicaSet) are Ready."""
     def ready() -> list[Any] | None:
@@ -82,39 +82,13 @@ def ready_pods(kube: Kube, namespace: str, replicas: int, generation_hash: str |
         if (status.observed_generation or 0) < deployment.metadata.generation or not (
                 status.updated_replicas == status.ready_replicas == status.replicas == replicas):
             return None
-        pods = operator_pods(kube, namespace)
+        pods = operator_pods(kube, namespace, RELEASE)
         if len(pods) != replicas or not all(any(c.type == "Ready" and c.status == "True"
                                                 for c in p.status.conditions or []) for p in pods):
             return None
         return pods
     found: list[Any] = wait_for(ready, timeout=300, interval=0.5, what=f"{replicas} Ready operator Pods")
     return found
-
-
-def metrics_of(pod: Any) -> str:
-    with urllib.request.urlopen(f"http://{pod.status.pod_ip}:9102/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
-def leader_value(pod: Any) -> float:
-    for line in metrics_of(pod).splitlines():
-        if line.startswith("botsecret_leader "):
-            return float(line.split()[1])
-    return -1.0
-
-
-def values_file(path: Path, image_ref: str, api_port: int, **extra: Any) -> Path:
-    repository, tag = image_ref.rsplit(":", 1)
-    values = {
-        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
-        "logFormat": "plain",
-        # No kube-proxy on the test node: the in-cluster client goes to the relay on the bridge.
-        "extraEnv": [{"name": "KUBERNETES_SERVICE_HOST", "value": NODE_IP},
-                     {"name": "KUBERNETES_SERVICE_PORT", "value": str(api_port)}],
-        **extra,
-    }
-    path.write_text(yaml.safe_dump(values))
-    return path
 
 
 def test_helm_install_runs_the_operator_as_pods_under_psa_restricted_and_uninstall_keeps_the_secrets(
@@ -200,7 +174,7 @@ def _install_sync_upgrade_uninstall(kube: Kube, cluster: ControlPlane, ns: str, 
     # helm uninstall: the operator goes; the Secrets it made stay (same objects) and so do the BotSecrets.
     made = {name: kube.core.read_namespaced_secret(name, namespace).metadata.uid for name in ("from-aws", "from-vault")}
     helm(cluster, "uninstall", RELEASE, "--namespace", ns, "--wait")
-    wait_for(lambda: not operator_pods(kube, ns), timeout=120, what="the operator Pods gone")
+    wait_for(lambda: not operator_pods(kube, ns, RELEASE), timeout=120, what="the operator Pods gone")
     with pytest.raises(ApiException) as gone:
         kube.apps.read_namespaced_deployment(FULLNAME, ns)
     assert gone.value.status == 404

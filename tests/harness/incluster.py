@@ -20,8 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from . import processes
+from .cluster_fixtures import Kube
+from .node_config import NODE_IP
 from .pki import CertificateAuthority
 from .vault import ROOT_TOKEN
 
@@ -154,3 +159,34 @@ def relay(host: str, target_port: int) -> Iterator[TcpRelay]:
         yield running
     finally:
         running.close()
+
+
+def operator_pods(kube: Kube, namespace: str, release: str) -> list[Any]:
+    return [p for p in kube.core.list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release}").items
+            if not p.metadata.deletion_timestamp]
+
+
+def metrics_of(pod: Any) -> str:
+    with urllib.request.urlopen(f"http://{pod.status.pod_ip}:9102/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def leader_value(pod: Any) -> float:
+    for line in metrics_of(pod).splitlines():
+        if line.startswith("botsecret_leader "):
+            return float(line.split()[1])
+    return -1.0
+
+
+def values_file(path: Path, image_ref: str, api_port: int, **extra: Any) -> Path:
+    repository, tag = image_ref.rsplit(":", 1)
+    values = {
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+        "logFormat": "plain",
+        # No kube-proxy on the test node: the in-cluster client goes to the relay on the bridge.
+        "extraEnv": [{"name": "KUBERNETES_SERVICE_HOST", "value": NODE_IP},
+                     {"name": "KUBERNETES_SERVICE_PORT", "value": str(api_port)}],
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(values))
+    return path
