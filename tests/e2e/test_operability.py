@@ -337,6 +337,7 @@ def test_render_applies_the_target_template_as_the_operator_writes_the_secret(
     assert rendered == {"DSN": f"bot://{user}:{token}@x\n", "TOKEN_B64": base64.b64encode(token.encode()).decode()}
 
 
+@pytest.mark.operator_metrics
 def test_the_oldest_unsynced_change_grows_while_a_botsecret_is_stuck_and_is_zero_once_it_syncs(
     kube: Kube, operator: Any, namespace: str, aws: MotoServer,
 ) -> None:
