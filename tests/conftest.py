@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import processes, shards
+from tests.harness import external, processes, shards
 from tests.harness.aws import MotoServer
 from tests.harness.vault import OpenBao
 
@@ -29,6 +29,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # failed node start leaves the host as it was runs first, before the session's node holds it.
     items.sort(key=lambda item: (item.get_closest_marker("leaks") is not None,
                                  item.get_closest_marker("hostcheck") is None))
+    # Against a cluster or an operator the suite did not start, skip what needs the harness's own.
+    external.skip_what_is_missing(items)
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,8 @@ environment:
                         "false": as --no-leader-election
   BOTSECRET_LEASE_NAME, BOTSECRET_LEASE_DURATION
                         as --lease-name, --lease-duration
-  POD_NAME              this replica's name in the Lease (default: the host name), with a random suffix
+  POD_NAME              this replica's name in the Lease (default: $HOSTNAME, else the host name), with a
+                        random suffix, and the operator's name for kopf
 """
 
 
@@ -94,9 +95,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _reconcile(args: argparse.Namespace, settings: OperatorConfig) -> int:
     import kopf
+    from kopf._core.engines.peering import Identity  # kopf.run's identity type; not re-exported
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config import ConfigException
 
+    from .leader import pod_name
     from .runtime import OperatorNamespaceMissing, Runtime
 
     # Before kopf runs: what makes the operator unable to start is said in one line, not a traceback
@@ -115,6 +118,9 @@ def _reconcile(args: argparse.Namespace, settings: OperatorConfig) -> int:
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=True,
+        # kopf would otherwise name itself from getpass.getuser(), which raises for the image's
+        # UID 65532 (no passwd entry): the operator crashed at start in every pod.
+        identity=Identity(pod_name()),
         liveness_endpoint=args.liveness,
         memo=kopf.Memo(runtime=runtime),
     )

@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from .metrics import LEADER
 
-__all__ = ["Elector", "LeaseConfig", "LeaseNamespaceMissing", "Observed", "default_identity"]
+__all__ = ["Elector", "LeaseConfig", "LeaseNamespaceMissing", "Observed", "default_identity", "pod_name"]
 
 logger = logging.getLogger("botsecret.leader")
 
@@ -38,11 +38,15 @@ class LeaseNamespaceMissing(Exception):
         self.namespace = namespace
 
 
+def pod_name() -> str:
+    """The Pod's name (the chart sets POD_NAME; a Pod's HOSTNAME is its name too), else the host's."""
+    return os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or socket.gethostname()
+
+
 def default_identity() -> str:
-    """The Pod's name (the chart sets POD_NAME) or the host's, with a random part: a restarted
-    process never mistakes its predecessor's Lease for its own."""
-    base = os.environ.get("POD_NAME") or socket.gethostname()
-    return f"{base}_{secrets.token_hex(4)}"
+    """The Pod's name with a random part: a restarted process never mistakes its predecessor's
+    Lease for its own."""
+    return f"{pod_name()}_{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)

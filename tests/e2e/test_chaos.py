@@ -40,7 +40,8 @@ from tests.harness.throttling_proxy import ThrottlingProxy
 from tests.harness.vault import ROOT_TOKEN
 from tests.harness.waiting import wait_for
 
-pytestmark = pytest.mark.chaos
+# Faults on the harness's own processes (the operator, the apiserver, etcd): not for an external cluster.
+pytestmark = [pytest.mark.chaos, pytest.mark.control_plane, pytest.mark.operator_process]
 
 GROUP, VERSION = "botsecret.dev", "v1alpha1"
 # How long etcd stands still (SIGSTOP): more than the 5 s refresh of the BotSecret in it. The

@@ -138,6 +138,16 @@ def test_default_values_render_the_operator_of_the_manifests(
     assert container["securityContext"] == plain_container["securityContext"]
     assert container["resources"] == plain_container["resources"]
 
+    # Probes: liveness restarts a hung process; readiness tells a rolling update (maxUnavailable 0)
+    # that the new Pod is up before the old one goes. A standby answers both, or an update whose new
+    # Pod waits for the Lease would never finish.
+    health = {"name": "health", "containerPort": 8080, "protocol": "TCP"}
+    assert health in container["ports"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+        assert plain_container[probe]["httpGet"] == {"path": "/healthz", "port": 8080}, probe
+    assert container["readinessProbe"]["periodSeconds"] < container["livenessProbe"]["periodSeconds"]
+
     # Standard labels, and names that carry the release's name.
     labels = deployment["metadata"]["labels"]
     assert labels["app.kubernetes.io/name"] == "botsecret-operator"

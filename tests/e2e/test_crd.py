@@ -376,12 +376,14 @@ def _kubectl(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.control_plane
 def test_kubectl_explain_describes_the_fields(cluster: Any, botsecret_crd: dict[str, Any]) -> None:
     explained = wait_for(lambda: (r := _kubectl(cluster, "explain", "botsecret.spec.data.remoteRef")).returncode == 0 and r)
     assert "property" in explained.stdout and "version" in explained.stdout
     assert "AWSPREVIOUS" in explained.stdout or "stage" in explained.stdout, explained.stdout
 
 
+@pytest.mark.control_plane
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
 def test_documented_examples_are_accepted_by_the_apiserver(
     cluster: Any, kube: Kube, botsecret_crd: dict[str, Any], example: str,
@@ -406,6 +408,7 @@ def test_documented_examples_are_accepted_by_the_apiserver(
     assert "BotSecretStore" in kinds or "ClusterBotSecretStore" in kinds, "every example shows its store"
 
 
+@pytest.mark.control_plane
 def test_kubectl_get_shows_the_printer_columns(cluster: Any, kube: Kube, botsecret_crd: dict[str, Any],
                                                namespace: str) -> None:
     _create(kube, namespace, copy.deepcopy(SPARSE))

@@ -46,6 +46,7 @@ def rendered(*values: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(out) if d]
 
 
+@pytest.mark.operator_metrics
 def test_dashboard_and_alerts_are_off_by_default_and_use_only_served_metrics(
     cluster: ControlPlane, operator: OperatorProcess,
 ) -> None:
@@ -72,6 +73,7 @@ def test_dashboard_and_alerts_are_off_by_default_and_use_only_served_metrics(
     assert {w: u for w, u in unknown.items() if u} == {}, sorted(served)
 
 
+@pytest.mark.operator_metrics
 def test_every_metric_the_readme_names_is_served(operator: OperatorProcess) -> None:
     named = set(METRIC.findall((REPO / "README.md").read_text()))
     assert "botsecret_oldest_unsynced_change_age_seconds" in named

@@ -65,6 +65,7 @@ def federated_store(kube: Kube, namespace: str, name: str, account: str, fed: Fe
     return {"name": "gcp", "storeRef": {"name": name}}
 
 
+@pytest.mark.operator_process
 def test_sync_through_federation_and_impersonation_with_only_exchanged_tokens(
         tls_operator: OperatorProcess, kube: Kube, namespace: str, gcp_tls: GcpTls, federation: Federation) -> None:
     principal = service_account(kube, namespace, "bot-reader")
@@ -89,6 +90,7 @@ def test_sync_through_federation_and_impersonation_with_only_exchanged_tokens(
     assert claims["aud"] == [AUDIENCE] and claims["sub"] == principal
 
 
+@pytest.mark.operator_process
 def test_another_service_account_another_namespace_and_an_ungranted_email_are_refused(
         tls_operator: OperatorProcess, kube: Kube, namespace: str, gcp_tls: GcpTls, federation: Federation) -> None:
     granted = service_account(kube, namespace, "bot-reader")

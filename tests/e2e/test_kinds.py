@@ -88,6 +88,7 @@ def events(kube: Kube, namespace: str, reason: str) -> list[Any]:
     return list(kube.core.list_namespaced_event(namespace, field_selector=f"reason={reason}").items)
 
 
+@pytest.mark.control_plane
 def test_an_argo_rollout_restarts_once_per_rotation_through_restart_at_and_is_followed_through_its_phase(
         operator: Any, kube: Kube, cluster: ControlPlane, namespace: str, aws: MotoServer, crds: None) -> None:
     kinds.create_rollout(kube, namespace, "bot", **wl.uses_all("bot-env"))
@@ -144,6 +145,7 @@ def test_an_argo_rollout_restarts_once_per_rotation_through_restart_at_and_is_fo
     assert kinds.operator_patches(cluster, "rollouts", namespace, "bot") == 2
 
 
+@pytest.mark.control_plane
 def test_a_kind_with_a_pod_template_restarts_once_per_rotation_and_is_followed_where_its_status_allows(
         operator: Any, kube: Kube, cluster: ControlPlane, namespace: str, aws: MotoServer, crds: None) -> None:
     kinds.grant_runners(kube, namespace)
@@ -180,6 +182,7 @@ def test_a_kind_with_a_pod_template_restarts_once_per_rotation_and_is_followed_w
     assert [kinds.operator_patches(cluster, "botrunners", namespace, n) for n in ("conventional", "opaque")] == [1, 1]
 
 
+@pytest.mark.control_plane
 def test_a_kind_not_served_and_a_kind_not_granted_are_named_and_the_other_targets_still_restart(
         operator: Any, kube: Kube, cluster: ControlPlane, namespace: str, aws: MotoServer, crds: None) -> None:
     wl.deployment(kube, namespace, "app", **wl.uses_all("bot-env"))
@@ -211,6 +214,7 @@ def test_a_kind_not_served_and_a_kind_not_granted_are_named_and_the_other_target
     assert kinds.operator_patches(cluster, "botrunners", namespace, "runner") == 0
 
 
+@pytest.mark.control_plane
 def test_a_field_manager_stripping_the_mark_gets_one_attempt_per_rotation_and_a_restart_conflict(
         operator: Any, kube: Kube, cluster: ControlPlane, namespace: str, aws: MotoServer) -> None:
     # The Deployment belongs to another tool (as with GitOps), which owns its template.

@@ -193,6 +193,7 @@ def test_a_secret_labelled_managed_by_us_but_naming_no_botsecret_is_not_taken(
 
 # --- item 14: OwnerReferencesPermissionEnforcement ------------------------------------------------
 
+@pytest.mark.control_plane
 def test_an_owner_secret_syncs_under_owner_references_permission_enforcement(
     operator: Any, kube: Kube, cluster: ControlPlane, namespace: str, aws: MotoServer,
 ) -> None:

@@ -193,6 +193,7 @@ def deployment_bot(kube: Kube, namespace: str, aws: MotoServer, *, debounce: str
     return sm
 
 
+@pytest.mark.operator_metrics
 def test_rotate_now_restarts_once_and_reports_the_end_and_the_metrics_move(
     kube: Kube, operator: Any, namespace: str, cluster: ControlPlane, aws: MotoServer, artifacts: Path,
 ) -> None:
@@ -238,6 +239,7 @@ def test_rotate_now_restarts_once_and_reports_the_end_and_the_metrics_move(
     assert 'botsecret_build_info{' in text
 
 
+@pytest.mark.operator_metrics
 def test_rotate_now_reports_a_failed_rollout_and_counts_it(
     kube: Kube, operator: Any, namespace: str, cluster: ControlPlane, aws: MotoServer, artifacts: Path,
 ) -> None:
@@ -251,6 +253,7 @@ def test_rotate_now_reports_a_failed_rollout_and_counts_it(
     assert operator.metric("botsecret_rollout_failures_total", kind="Deployment") == failures + 1
 
 
+@pytest.mark.operator_metrics
 def test_throttled_and_missing_reads_are_counted_and_ready_drops(
     kube: Kube, operator: Any, namespace: str, aws: MotoServer,
 ) -> None:
@@ -334,6 +337,7 @@ def test_render_applies_the_target_template_as_the_operator_writes_the_secret(
     assert rendered == {"DSN": f"bot://{user}:{token}@x\n", "TOKEN_B64": base64.b64encode(token.encode()).decode()}
 
 
+@pytest.mark.operator_metrics
 def test_the_oldest_unsynced_change_grows_while_a_botsecret_is_stuck_and_is_zero_once_it_syncs(
     kube: Kube, operator: Any, namespace: str, aws: MotoServer,
 ) -> None:

@@ -51,6 +51,7 @@ def kubectl(cluster: ControlPlane, *args: str) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.control_plane
 def test_manifests_are_a_kustomize_base_of_every_manifest(cluster: ControlPlane) -> None:
     done = kubectl(cluster, "kustomize", str(REPO / "manifests"))
     assert done.returncode == 0, done.stderr
@@ -62,6 +63,7 @@ def test_manifests_are_a_kustomize_base_of_every_manifest(cluster: ControlPlane)
     assert ("Deployment", "botsecret-operator") in built and ("Role", "botsecret-operator-leader-election") in built
 
 
+@pytest.mark.control_plane
 def test_kubectl_apply_k_manifests_is_accepted_by_the_apiserver(cluster: ControlPlane, operator: object) -> None:
     # The operator fixture has made the namespace, as the README's install steps do.
     done = kubectl(cluster, "apply", "-k", str(REPO / "manifests"), "--dry-run=server")

@@ -317,6 +317,7 @@ def _key_source(kube: Kube, namespace: str, gcp_tls: GcpTls, key_json: bytes) ->
     return bs.gcp_source(gcp_tls.endpoint, project=PROJECT, credentialsSecretRef=ref)
 
 
+@pytest.mark.operator_process
 def test_operator_syncs_with_a_service_account_key_over_tls(
     tls_operator: OperatorProcess, kube: Kube, namespace: str, gcp_tls: GcpTls,
 ) -> None:
@@ -335,6 +336,7 @@ def test_operator_syncs_with_a_service_account_key_over_tls(
     assert gcp_tls.fake.calls["AccessSecretVersion"] > calls
 
 
+@pytest.mark.operator_process
 def test_operator_with_a_revoked_key_is_access_denied(
     tls_operator: OperatorProcess, kube: Kube, namespace: str, gcp_tls: GcpTls,
 ) -> None:

@@ -269,6 +269,7 @@ def test_a_ca_bundle_without_a_certificate_is_refused_by_field_name(tls_vault: t
     assert_no_leak(refused.value, planted)
 
 
+@pytest.mark.operator_process
 def test_operator_with_no_writable_temp_dir_syncs_from_tls_vault(
     operator: OperatorProcess, kube: Kube, namespace: str, vault_tls: OpenBao, artifacts: Path,
 ) -> None:

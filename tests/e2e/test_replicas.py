@@ -51,6 +51,8 @@ def two_replicas(operator: OperatorProcess, artifacts: Path,
         operator.start()
 
 
+@pytest.mark.operator_process
+@pytest.mark.operator_metrics
 def test_one_of_two_replicas_reconciles_and_the_other_takes_over_a_rotation(
     two_replicas: tuple[OperatorProcess, OperatorProcess], kube: Kube, namespace: str, aws: MotoServer,
 ) -> None:
@@ -95,6 +97,7 @@ def test_one_of_two_replicas_reconciles_and_the_other_takes_over_a_rotation(
     assert (after.spec.lease_transitions or 0) == (lease.spec.lease_transitions or 0) + 1
 
 
+@pytest.mark.operator_process
 def test_a_leader_stopped_gracefully_hands_the_lease_over(
     two_replicas: tuple[OperatorProcess, OperatorProcess], kube: Kube,
 ) -> None:

@@ -226,6 +226,7 @@ def test_rollouts_end_failed_or_complete_and_a_recovery_is_seen(operator: Any, k
     assert rollout_entry(kube, namespace, "bot", "Deployment", "stuck")["phase"] == "Complete"
 
 
+@pytest.mark.operator_process
 def test_operator_restart_with_fifty_synced_botsecrets_restarts_nothing(
     operator: Any, kube: Kube, namespace: str, aws: MotoServer,
 ) -> None:
@@ -265,6 +266,8 @@ def operator_reads(cluster: ControlPlane, namespace: str, resource: str, name: s
                and (e.get("objectRef") or {}).get("name") == name)
 
 
+@pytest.mark.operator_metrics
+@pytest.mark.control_plane
 def test_following_a_rollout_asks_no_provider(operator: Any, cluster: ControlPlane, kube: Kube, namespace: str,
                                               aws: MotoServer) -> None:
     wl.deployment(kube, namespace, "slow", replicas=1, progress_deadline=600, **wl.uses_all("bot-env"))

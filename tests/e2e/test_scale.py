@@ -45,6 +45,7 @@ def _reads(proxy: CountingProxy, remotes: list[str]) -> dict[str, int]:
     return {remote: proxy.reads_of(remote) for remote in remotes}
 
 
+@pytest.mark.operator_metrics
 def test_fifty_botsecrets_naming_five_remote_secrets_make_five_reads_per_cycle(
     operator: Any, kube: Kube, namespace: str, aws: MotoServer, proxy: CountingProxy,
 ) -> None:

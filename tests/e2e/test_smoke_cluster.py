@@ -144,6 +144,7 @@ def test_token_request_review_and_openbao_kubernetes_login(
     kube.rbac.delete_cluster_role_binding(f"token-reviewer-{namespace}")
 
 
+@pytest.mark.control_plane
 def test_identity_without_rights_is_forbidden_to_read_a_secret(
     kube: Kube, cluster: ControlPlane, namespace: str,
 ) -> None:

@@ -211,6 +211,7 @@ def test_invalid_store_is_refused_naming_the_field(
         parse_store(kind, body)  # type: ignore[arg-type]
 
 
+@pytest.mark.control_plane
 def test_kubectl_explains_and_lists_stores(cluster: Any, kube: Kube, botsecret_crd: dict[str, Any],  # noqa: F811
                                           namespace: str) -> None:
     explained = wait_for(lambda: (r := _kubectl(cluster, "explain", "botsecretstore.spec.provider.vault"))

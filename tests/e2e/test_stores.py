@@ -61,6 +61,7 @@ def _sources(name: str, kind: str = "BotSecretStore") -> list[dict[str, Any]]:
     return [{"name": "s", "storeRef": {"kind": kind, "name": name}}]
 
 
+@pytest.mark.control_plane
 def test_unusable_stores_are_reported_and_nothing_is_minted_or_read(
     operator: Any, kube: Kube, cluster: ControlPlane, vault: OpenBao, k8s_auth: str,  # noqa: F811
     teams: tuple[str, str],  # noqa: F811
@@ -130,6 +131,7 @@ def _refused(call: Any) -> ApiException:
     return caught.value
 
 
+@pytest.mark.control_plane
 def test_a_tenant_with_botsecret_rights_cannot_mint_tokens_or_send_credentials(
     operator: Any, kube: Kube, cluster: ControlPlane, vault: OpenBao, sink: Sink,
     teams: tuple[str, str],  # noqa: F811
@@ -220,6 +222,8 @@ def test_the_same_data_in_two_namespaces_has_different_fingerprints(
     assert marks[0] and marks[1] and set(marks[0]).isdisjoint(marks[1])
 
 
+@pytest.mark.operator_process
+@pytest.mark.operator_metrics
 def test_switching_to_namespace_keys_restarts_nothing(
     operator: Any, kube: Kube, aws: MotoServer, namespace: str,
 ) -> None:
@@ -297,6 +301,7 @@ def test_a_store_edit_resyncs_its_botsecrets_within_seconds(
         proxy.stop()
 
 
+@pytest.mark.control_plane
 def test_a_rotated_store_credential_resyncs_within_a_minute_without_watching_secrets(
     operator: Any, kube: Kube, cluster: ControlPlane, vault: OpenBao, namespace: str,
 ) -> None:
@@ -356,6 +361,7 @@ def test_a_store_reports_whether_it_can_authenticate(
     _store_ready(kube, namespace, "bad-token", reason="Valid")
 
 
+@pytest.mark.control_plane
 def test_a_cluster_store_acts_as_each_namespaces_own_service_account(
     operator: Any, kube: Kube, cluster: ControlPlane, vault: OpenBao, k8s_auth: str,  # noqa: F811
     teams: tuple[str, str],  # noqa: F811
@@ -387,6 +393,8 @@ def test_a_cluster_store_acts_as_each_namespaces_own_service_account(
         st.delete_cluster_store(kube, name)
 
 
+@pytest.mark.operator_metrics
+@pytest.mark.control_plane
 def test_botsecrets_starting_together_share_one_login(
     operator: Any, kube: Kube, cluster: ControlPlane, vault: OpenBao, k8s_auth: str, namespace: str,  # noqa: F811
 ) -> None:

@@ -319,6 +319,7 @@ def test_data_over_a_secrets_size_limit_is_refused_with_a_condition(
     assert bs.secret_data(kube, namespace, "bot") == {"SMALL": small.encode()}
 
 
+@pytest.mark.operator_metrics
 def test_two_botsecrets_merge_into_one_secret_and_each_removes_only_its_keys(
     operator: Any, kube: Kube, namespace: str, aws: MotoServer,
 ) -> None:
@@ -454,6 +455,8 @@ def test_a_throttled_provider_is_asked_less_often_than_a_healthy_one(
         proxy.stop()
 
 
+@pytest.mark.operator_metrics
+@pytest.mark.operator_process
 def test_synced_at_is_the_last_check_written_at_the_last_write_and_the_log_names_the_botsecret(
     operator: Any, kube: Kube, namespace: str, aws: MotoServer,
 ) -> None:

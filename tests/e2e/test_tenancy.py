@@ -93,6 +93,7 @@ def aws_web_identity_source(aws: MotoServer, proxy: RecordingProxy) -> dict[str,
                                    "serviceAccountName": "bot", "roleArn": ROLE_ARN}}
 
 
+@pytest.mark.control_plane
 def test_vault_kubernetes_login_with_the_botsecrets_own_service_account(
     operator: Any, kube: Kube, cluster: ControlPlane, vault: OpenBao, k8s_auth: str, teams: tuple[str, str],
 ) -> None:
@@ -149,6 +150,7 @@ def test_team_b_cannot_use_a_vault_role_bound_to_team_a(
     assert bs.secret_data(kube, team_b, "thief") is None
 
 
+@pytest.mark.control_plane
 def test_team_b_cannot_read_a_credentials_secret_of_team_a(
     operator: Any, kube: Kube, cluster: ControlPlane, aws: MotoServer, teams: tuple[str, str],
 ) -> None:
@@ -167,6 +169,7 @@ def test_team_b_cannot_read_a_credentials_secret_of_team_a(
     assert operator_requests(cluster, since=started, namespace=team_a) == []
 
 
+@pytest.mark.control_plane
 def test_team_b_cannot_restart_a_deployment_of_team_a(
     operator: Any, kube: Kube, cluster: ControlPlane, aws: MotoServer, teams: tuple[str, str],
 ) -> None:
@@ -232,6 +235,7 @@ def test_team_b_cannot_target_a_service_account_token_secret(operator: Any, kube
     assert bs.secret_data(kube, team_b, "bot-token") == before
 
 
+@pytest.mark.operator_process
 def test_ambient_credentials_only_in_an_allow_listed_namespace(operator: Any, kube: Kube, aws: MotoServer,
                                                               teams: tuple[str, str]) -> None:
     _, team_b = teams
@@ -265,6 +269,8 @@ def _gone(kube: Kube, namespace: str) -> bool:
     return False
 
 
+@pytest.mark.operator_metrics
+@pytest.mark.control_plane
 def test_tokens_and_logins_are_reused_across_a_hundred_syncs(
     operator: Any, kube: Kube, cluster: ControlPlane, aws: MotoServer, vault: OpenBao, k8s_auth: str,
     sts_proxy: RecordingProxy, teams: tuple[str, str],

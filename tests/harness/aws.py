@@ -15,6 +15,7 @@ from subprocess import Popen
 from typing import Any
 
 from . import processes
+from .external import provider_host
 
 REGION = "us-east-1"
 REPO = Path(__file__).resolve().parents[2]
@@ -25,13 +26,14 @@ class MotoServer:
     port: int
     log: Path
     proc: Popen[bytes] | None = field(default=None, repr=False)
+    host: str = field(default_factory=provider_host)  # where it listens; an address Pods reach, if they must
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self.proc = processes.start([sys.executable, "-m", "tests.harness.aws", "-H", "127.0.0.1", "-p", str(self.port)],
+        self.proc = processes.start([sys.executable, "-m", "tests.harness.aws", "-H", self.host, "-p", str(self.port)],
                                     log=self.log, cwd=REPO)
         processes.wait_until(
             lambda: urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).status == 200,

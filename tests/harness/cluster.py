@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from . import processes
+from .node_config import NODE_IP
 from .pki import CertificateAuthority, service_account_keypair
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,7 +120,9 @@ class ControlPlane:
         self.workdir.mkdir(parents=True, exist_ok=True)
         pki_dir = self.workdir / "pki"
         self.ca = ca = CertificateAuthority(pki_dir)
-        serving = ca.issue("apiserver", cn="kube-apiserver", server=True)
+        # The node's bridge address too: the chart's operator Pod reaches the apiserver there, through
+        # a relay (tests/harness/incluster.py), and checks the name as any in-cluster client does.
+        serving = ca.issue("apiserver", cn="kube-apiserver", server=True, ips=("127.0.0.1", NODE_IP))
         admin = ca.issue("admin", cn="botsecret-test-admin", org="system:masters")
         nobody = ca.issue("nobody", cn="nobody")
         kcm = ca.issue("controller-manager", cn="system:kube-controller-manager")

@@ -51,6 +51,12 @@ def kube_for(kubeconfig: Path) -> Kube:
 
 @pytest.fixture(scope="session")
 def cluster(artifacts: Path) -> Iterator[ControlPlane]:
+    from . import external
+
+    existing = external.existing_kubeconfig()
+    if existing is not None:  # BOTSECRET_KUBECONFIG: a cluster the suite did not start
+        yield external.ExistingCluster.from_kubeconfig(existing, artifacts / "cluster")  # type: ignore[misc]
+        return
     plane = ControlPlane(workdir=artifacts / "cluster", bin_dir=binaries())
     try:
         plane.start()
@@ -77,8 +83,12 @@ def namespace(kube: Kube) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def operator(kube: Kube, cluster: ControlPlane, artifacts: Path) -> Iterator[Any]:
+    from . import external
     from .operator_process import deploy
 
+    if external.operator_is_external():  # BOTSECRET_OPERATOR=external: it runs in the cluster
+        yield external.ExternalOperator(kube, external.operator_namespace(), artifacts / "operator-pods.log")
+        return
     running = deploy(kube, cluster, artifacts)
     yield running
     running.stop()

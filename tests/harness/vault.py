@@ -12,6 +12,7 @@ from subprocess import Popen
 from typing import Any
 
 from . import processes
+from .external import provider_host
 
 ROOT_TOKEN = "root-token-for-tests"
 
@@ -25,7 +26,7 @@ class OpenBao:
 
     @property
     def address(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{provider_host()}:{self.port}"
 
     @property
     def ca_path(self) -> Path:
@@ -34,7 +35,7 @@ class OpenBao:
     def start(self) -> None:
         exe = str(Path(sys.executable).with_name("bao"))
         exe = exe if Path(exe).exists() else (shutil.which("bao") or "bao")
-        argv = [exe, "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}", f"-dev-listen-address=127.0.0.1:{self.port}"]
+        argv = [exe, "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}", f"-dev-listen-address={provider_host()}:{self.port}"]
         context = None
         if self.tls:
             self.ca_path.parent.mkdir(parents=True, exist_ok=True)

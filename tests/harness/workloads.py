@@ -67,9 +67,13 @@ def statefulset(kube: Kube, namespace: str, name: str, labels: dict[str, str] | 
 
 
 def daemonset(kube: Kube, namespace: str, name: str, labels: dict[str, str] | None = None, **template: Any) -> None:
+    pod = pod_template(name, **template)
+    # On no node, whether the cluster has none (the test world without its node) or some (the
+    # node, a user's kind cluster): its rollouts complete at zero pods everywhere.
+    pod["spec"]["nodeSelector"] = {"botsecret.dev/test-no-node": "true"}
     kube.apps.create_namespaced_daemon_set(namespace, {
         "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"selector": {"matchLabels": {"app": name}}, "template": pod_template(name, **template)},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": pod},
     })
 
 
