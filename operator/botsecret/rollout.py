@@ -20,11 +20,13 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from . import metrics
+from . import metrics, version_store, versioned
 from .fingerprint import data_hmac
 from .reconcile import SyncResult
 from .spec import DEFAULT_PROGRESS_DEADLINE_SECONDS, BotSecretSpec, RolloutTarget
 from .values import SecretValue
+from .versioned import VersionPlan
+from .versions import is_version_of
 from .workloads import EVERY_KEY, keys_read, referenced_keys, restart_on, rollout_phase
 
 __all__ = [
@@ -94,6 +96,7 @@ class RolloutOutcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)
     wake_in: float | None = None
     key_id: str | None = None
+    versions: list[dict[str, Any]] | None = None  # status.versions, with strategy Versioned
 
     def wake(self, seconds: float) -> None:
         self.wake_in = seconds if self.wake_in is None else min(self.wake_in, seconds)
@@ -110,6 +113,7 @@ class Workloads:
         self._api = api
         self._namespace = namespace
         self._opted: dict[str, list[Workload]] = {}
+        self._pods: list[dict[str, Any]] | None = None
 
     def opted_in(self, secret_name: str) -> list[Workload]:
         """The workloads of the namespace whose ``botsecret.dev/restart-on`` annotation opts in to
@@ -157,6 +161,17 @@ class Workloads:
         self._call("patch", workload.kind, workload.name, self._namespace, restart_patch(annotation, value))
         metrics.RESTARTS.labels(workload.kind).inc()
 
+    def json_patch(self, kind: str, name: str, ops: list[dict[str, Any]]) -> None:
+        """A JSON patch (RFC 6902; the client sends a list as one): its ``test`` operations make an
+        edited template fail it whole."""
+        self._call("patch", kind, name, self._namespace, ops)
+
+    def pods(self) -> list[dict[str, Any]]:
+        """The namespace's pods that have not finished, listed once per cycle (for maxRestarts)."""
+        if self._pods is None:
+            self._pods = version_store.live_pods(self._api, self._namespace)
+        return self._pods
+
 
 def _iso(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -173,10 +188,12 @@ class Consumption:
     keys: frozenset[str]  # of the Secret's keys, those read
 
 
-def consumed(key: bytes, workload: Workload, secret_name: str, data: Mapping[str, SecretValue]) -> Consumption | None:
-    """What ``workload`` reads of the Secret; ``None`` when a workload matched only by selector
-    does not read the Secret at all."""
-    referenced = referenced_keys(workload.template, secret_name)
+def consumed(key: bytes, workload: Workload, secret_name: str, data: Mapping[str, SecretValue], *,
+             with_versions: bool = False) -> Consumption | None:
+    """What ``workload`` reads of the Secret (or, ``with_versions``, of the Secret and its versions);
+    ``None`` when a workload matched only by selector does not read the Secret at all."""
+    referenced = referenced_keys(workload.template,
+                                 (lambda name: is_version_of(str(name), secret_name)) if with_versions else secret_name)
     if referenced is None:
         if not workload.named:
             return None
@@ -195,11 +212,13 @@ def _name(workload: Workload) -> str:
 
 
 def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], result: SyncResult,
-            now: datetime.datetime, *, botsecret: str, skip_debounce: bool = False) -> RolloutOutcome:
+            now: datetime.datetime, *, botsecret: str, skip_debounce: bool = False,
+            plan: VersionPlan | None = None) -> RolloutOutcome:
     """One step of the rollout state machine after a sync. Restarts only after a successful sync.
 
     ``skip_debounce`` (``botsecret rotate --now``) treats the debounce as elapsed for this step; a
-    rollout still in progress is still waited for."""
+    rollout still in progress is still waited for. With a ``plan`` (strategy Versioned) a restart
+    moves the template's references to the current version, and a failed rollout is rolled back."""
     spec = result.spec
     outcome = RolloutOutcome(key_id=key_id(hmac_key))
     if spec is None:
@@ -226,7 +245,7 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
         entries[(workload.kind, workload.name)] = entry
         if not result.ready or result.secret_name is None:
             continue
-        reads = consumed(hmac_key, workload, result.secret_name, result.data)
+        reads = consumed(hmac_key, workload, result.secret_name, result.data, with_versions=plan is not None)
         if reads is None:
             entries.pop((workload.kind, workload.name))
             continue
@@ -238,10 +257,16 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
         # its new pods read the data of now, so that is a new baseline, not a restart.
         if entry.get("dataHMAC") is None or (recorded is not None and recorded != names):
             entry["dataHMAC"] = reads.hmac
-        elif entry["dataHMAC"] != reads.hmac:
+            if plan is not None:
+                versioned.baseline(entry, workload.template, plan.target)
+        elif entry["dataHMAC"] != reads.hmac or (
+                plan is not None and plan.retry and entry.get("phase") == "RolledBack"):
             due.append((workload, reads.hmac, reads.keys))
+    if plan is not None and plan.retry:
+        skip_debounce = True
 
-    _follow(found, entries, spec, mark, now, outcome)  # first: whether a rollout is still going decides below
+    # First: whether a rollout is still going decides below.
+    _follow(workloads, found, entries, spec, mark, now, outcome, plan)
     waiting: list[str] = []
     if not result.ready:
         pass  # no news about the data: a pending restart stays pending
@@ -258,7 +283,7 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
             waiting = [_waiting_for(w, entries[(w.kind, w.name)], spec) for w in busy]
             outcome.wake(MAX_FOLLOW_INTERVAL)
         else:
-            paused = _restart(workloads, mark, due, entries, pending, now, outcome)
+            paused = _restart(workloads, mark, due, entries, pending, now, outcome, plan)
             pending = pending if paused else None
             if paused:
                 outcome.wake(PAUSED_RECHECK)
@@ -310,7 +335,7 @@ def _waiting_for(workload: Workload, entry: Mapping[str, Any], spec: BotSecretSp
 
 def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, frozenset[str]]],
              entries: dict[tuple[str, str], dict[str, Any]], pending: Mapping[str, Any],
-             now: datetime.datetime, outcome: RolloutOutcome) -> bool:
+             now: datetime.datetime, outcome: RolloutOutcome, plan: VersionPlan | None = None) -> bool:
     """Patch every due workload that is not paused; answer whether any was paused."""
     any_paused = False
     for workload, value, keys in due:
@@ -322,7 +347,15 @@ def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, fro
             entry.pop("finishedAt", None)
             entry.update(phase="Progressing", message="paused; restarts when it is resumed")
             continue
-        workloads.restart(workload, mark, value)
+        if plan is None:
+            workloads.restart(workload, mark, value)
+        elif not versioned.retarget(workloads, workload.kind, workload.name, workload.template, entry, plan,
+                                    annotation=mark, mark=value):
+            # The data is back to the version the template names: nothing rolls out.
+            entry.update(dataHMAC=value, phase="Complete", message=f"already runs {plan.current}")
+            continue
+        else:
+            metrics.RESTARTS.labels(workload.kind).inc()
         changed = [k for k in pending.get("keys", []) if k in keys] or sorted(keys)
         entry.pop("finishedAt", None)
         entry.update(dataHMAC=value, phase="Progressing", startedAt=_iso(now), message="restarted",
@@ -340,8 +373,9 @@ def _own_mark(workload: Workload, mark: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]], spec: BotSecretSpec, mark: str,
-            now: datetime.datetime, outcome: RolloutOutcome) -> None:
+def _follow(workloads: Workloads, found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]],
+            spec: BotSecretSpec, mark: str, now: datetime.datetime, outcome: RolloutOutcome,
+            plan: VersionPlan | None = None) -> None:
     bodies = {(w.kind, w.name): w for w in found}
     for key, entry in entries.items():
         workload = bodies.get(key)
@@ -362,7 +396,13 @@ def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]
         if _own_mark(workload, mark) != entry.get("dataHMAC"):
             message += "; the template was changed since by someone else"
         deadline = _deadline(workload, spec)
-        if phase == "Progressing" and deadline is not None:
+        restarted = None
+        if phase == "Progressing" and plan is not None:
+            restarted = versioned.failed_by_restarts(workloads.pods() if spec.rollout_policy.max_restarts else [],
+                                                     entry, spec.rollout_policy.max_restarts)
+        if restarted is not None:
+            phase, message = "Failed", restarted
+        elif phase == "Progressing" and deadline is not None:
             if elapsed < deadline:
                 entry.update(phase=phase, message=message)
                 outcome.wake(min(interval, deadline - elapsed))
@@ -375,8 +415,24 @@ def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]
         entry["finishedAt"] = _iso(now)
         if phase == "Failed":
             metrics.ROLLOUT_FAILURES.labels(workload.kind).inc()
+            if plan is not None and spec.rollout_policy.failure_policy == "Rollback" and _roll_back(
+                    workloads, workload, entry, plan, mark, now, message, outcome):
+                continue
             outcome.events.append(("Warning", "RolloutFailed", f"{_name(workload)}: {message}"))
             outcome.wake(FAILED_RECHECK)
+
+
+def _roll_back(workloads: Workloads, workload: Workload, entry: dict[str, Any], plan: VersionPlan, mark: str,
+               now: datetime.datetime, why: str, outcome: RolloutOutcome) -> bool:
+    back_to = versioned.roll_back(workloads, workload.kind, workload.name, workload.template, entry, plan,
+                                  annotation=mark, now=_iso(now))
+    if back_to is None:
+        return False
+    keys = ", ".join(entry.get("restartedFor") or [])
+    entry.update(phase="RolledBack", message=f"rolled back to {back_to}: {why}")
+    outcome.events.append(("Warning", "RolledBack",
+                           f"{_name(workload)} rolled back to {back_to} ({why}); changed keys: {keys}"))
+    return True
 
 
 def _look_again(workload: Workload, entry: dict[str, Any], now: datetime.datetime, outcome: RolloutOutcome) -> None:
@@ -391,10 +447,13 @@ def _look_again(workload: Workload, entry: dict[str, Any], now: datetime.datetim
 def _condition(entries: list[dict[str, Any]], pending: Mapping[str, Any] | None, missing: list[str],
                waiting: list[str], paused_names: list[str]) -> dict[str, Any]:
     failed = [f"{e['kind']}/{e['name']}" for e in entries if e.get("phase") == "Failed"]
+    rolled_back = versioned.rolled_back_condition(entries)
     progressing = [f"{e['kind']}/{e['name']}" for e in entries if e.get("phase") == "Progressing"]
     not_found = "; not found: " + ", ".join(missing) if missing else ""
     if failed:
         return {"status": "False", "reason": "RolloutFailed", "message": "failed: " + ", ".join(failed) + not_found}
+    if rolled_back is not None:
+        return {**rolled_back, "message": rolled_back["message"] + not_found}
     if paused_names:
         return {"status": "False", "reason": "Paused",
                 "message": "paused, restart waits: " + ", ".join(paused_names) + not_found}

@@ -215,6 +215,16 @@ EXTRA_REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
      "spec.rollout.debounce", "should match"),
     ("rollout-target-kind-pod", _botsecret("x14", _good_spec(rollout={"targets": [{"kind": "Pod", "name": "app"}]})),
      "spec.rollout.targets[0].kind", "Unsupported value"),
+    ("rollout-strategy-unknown", _botsecret("x15", _good_spec(rollout={"strategy": "BlueGreen"})),
+     "spec.rollout.strategy", "Unsupported value"),
+    ("rollout-failure-policy-unknown", _botsecret("x16", _good_spec(rollout={"failurePolicy": "Retry"})),
+     "spec.rollout.failurePolicy", "Unsupported value"),
+    ("rollout-keep-one-version", _botsecret("x17", _good_spec(rollout={"keepVersions": 1})),
+     "spec.rollout.keepVersions", "should be greater than or equal to 2"),
+    ("rollout-keep-versions-a-string", _botsecret("x18", _good_spec(rollout={"keepVersions": "3"})),
+     "spec.rollout.keepVersions", "must be of type integer"),
+    ("rollout-max-restarts-zero", _botsecret("x19", _good_spec(rollout={"maxRestarts": 0})),
+     "spec.rollout.maxRestarts", "should be greater than or equal to 1"),
 ]
 
 
