@@ -67,8 +67,11 @@ def _version_plan(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
     """With strategy Versioned, make sure the version Secret of the data synced now exists (and is
     in ``versions``) before any template may name it."""
     spec = result.spec
-    if spec is None or not spec.rollout_policy.versioned or not result.ready or not result.data_hmac:
+    if spec is None or not spec.rollout_policy.versioned:
         return None
+    if not result.ready or not result.data_hmac:
+        # No news about the data: nothing is restarted, but a failed rollout is still rolled back.
+        return VersionPlan(spec.target.name, "", retry=False)
     meta = body["metadata"]
     name = version_name(spec.target.name, result.data_hmac)
     if all(v.get("secretName") != name for v in versions):
@@ -103,7 +106,7 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
         plan = _version_plan(runtime, body, result, now, versions, retry=retry)
         outcome = advance(workloads, key, body.get("status") or {}, result, now, botsecret=body["metadata"]["name"],
                           skip_debounce=skip_debounce, plan=plan)
-        if plan is not None and result.spec is not None:
+        if plan is not None and plan.current and result.spec is not None:
             _collect(runtime, body["metadata"]["namespace"], outcome, plan, result.spec.rollout_policy.keep_versions,
                      versions)
         return outcome

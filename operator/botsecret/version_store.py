@@ -32,9 +32,14 @@ def version_record(name: str, data_hmac: str, now: datetime.datetime) -> dict[st
             "createdAt": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+def _label_value(name: str) -> str:
+    # A label value holds at most 63 characters and must end in a letter or digit.
+    return name[:63].rstrip("-.")
+
+
 def _ours(secret: Any, owner: Owner, target: Target) -> bool:
     labels = secret.metadata.labels or {}
-    return labels.get(OWNER_LABEL) == owner.name and labels.get(VERSION_LABEL) == target.name[:63] \
+    return labels.get(OWNER_LABEL) == owner.name and labels.get(VERSION_LABEL) == _label_value(target.name) \
         and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
@@ -52,7 +57,7 @@ def ensure(core: Any, owner: Owner, target: Target, name: str, data: Mapping[str
             raise TargetConflict(f"Secret {name!r} (a version of {target.name!r}) exists and is not this BotSecret's")
         return False
     labels = {**target.labels, MANAGED_BY_LABEL: MANAGED_BY, OWNER_LABEL: owner.name,
-              VERSION_LABEL: target.name[:63]}
+              VERSION_LABEL: _label_value(target.name)}
     core.create_namespaced_secret(owner.namespace, {
         "apiVersion": "v1", "kind": "Secret", "type": target.type, "immutable": True,
         "metadata": {

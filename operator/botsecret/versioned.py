@@ -24,7 +24,7 @@ class VersionPlan:
     """What a Versioned rollout step works with."""
 
     target: str  # the plain target Secret's name
-    current: str  # the version Secret of the data synced now
+    current: str  # the version Secret of the data synced now; "" when the sync failed
     retry: bool = False  # `botsecret rotate --retry`: try a rolled-back version again
 
 

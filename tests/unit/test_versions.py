@@ -241,3 +241,16 @@ def test_max_restarts_of_the_new_pods_fail_the_rollout_and_hold_keeps_it() -> No
     entry = status["rollout"][0]
     assert entry["phase"] == "Failed" and "restarted 3 times" in entry["message"]
     assert fake.secret == bad, "Hold leaves the template as it is"
+
+
+def test_a_failed_rollout_is_rolled_back_even_while_the_provider_is_down() -> None:
+    good = synced("good")[1].current
+    fake = FakeDeployment(good)
+    status = step(fake, {}, "good", 0)
+    status = step(fake, status, "bad", 10)
+    fake.status = {"observedGeneration": 1, "replicas": 4, "updatedReplicas": 1, "availableReplicas": 3,
+                   "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]}
+    failed = SyncResult(False, "ProviderError", "source 'a': unavailable", "bot-env", spec=synced("x")[0].spec)
+    outcome = advance(fake, KEY, status, failed, T0 + datetime.timedelta(seconds=20),  # type: ignore[arg-type]
+                      botsecret="bot", plan=VersionPlan("bot-env", ""))
+    assert fake.secret == good and outcome.entries[0]["phase"] == "RolledBack"
