@@ -413,6 +413,8 @@ def _follow(workloads: Workloads, found: list[Workload], entries: dict[tuple[str
             outcome.wake(interval)
             continue
         entry["finishedAt"] = _iso(now)
+        if phase == "Complete":
+            versioned.settled(entry)
         if phase == "Failed":
             metrics.ROLLOUT_FAILURES.labels(workload.kind).inc()
             if plan is not None and spec.rollout_policy.failure_policy == "Rollback" and _roll_back(

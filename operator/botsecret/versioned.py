@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from .versions import pod_restarts, references, retarget_patch
 
-__all__ = ["Patcher", "VersionPlan", "failed_by_restarts", "retarget", "roll_back", "rolled_back_condition"]
+__all__ = ["Patcher", "VersionPlan", "failed_by_restarts", "retarget", "roll_back", "rolled_back_condition", "settled"]
 
 # Fields of a rollout entry that only the Versioned strategy writes.
 VERSION_FIELDS = ("secretName", "previousSecretName", "previousMark", "rejectedSecretName", "rolledBackAt")
@@ -69,6 +69,12 @@ def retarget(patcher: Patcher, kind: str, name: str, template: Mapping[str, Any]
     if old_mark is not None:
         entry["previousMark"] = old_mark
     return True
+
+
+def settled(entry: dict[str, Any]) -> None:
+    """A rollout that completed is never rolled back: its previous version need not be kept for it."""
+    entry.pop("previousSecretName", None)
+    entry.pop("previousMark", None)
 
 
 def failed_by_restarts(pods: Sequence[Mapping[str, Any]], entry: Mapping[str, Any],

@@ -254,3 +254,14 @@ def test_a_failed_rollout_is_rolled_back_even_while_the_provider_is_down() -> No
     outcome = advance(fake, KEY, status, failed, T0 + datetime.timedelta(seconds=20),  # type: ignore[arg-type]
                       botsecret="bot", plan=VersionPlan("bot-env", ""))
     assert fake.secret == good and outcome.entries[0]["phase"] == "RolledBack"
+
+
+def test_a_completed_rollout_no_longer_holds_its_previous_version() -> None:
+    good = synced("good")[1].current
+    fake = FakeDeployment(good)
+    status = step(fake, {}, "good", 0)
+    status = step(fake, status, "new", 10)
+    assert status["rollout"][0]["previousSecretName"] == good
+    fake.status = {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}
+    status = step(fake, status, "new", 20)
+    assert status["rollout"][0]["phase"] == "Complete" and "previousSecretName" not in status["rollout"][0]
