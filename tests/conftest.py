@@ -15,12 +15,15 @@ from tests.harness.vault import OpenBao
 
 ARTIFACTS = Path(os.environ.get("BOTSECRET_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 
-pytest_plugins = ["tests.harness.cluster_fixtures", "tests.harness.gcp_fixtures", "tests.harness.chaos"]
+pytest_plugins = ["tests.harness.cluster_fixtures", "tests.harness.gcp_fixtures", "tests.harness.chaos",
+                  "tests.harness.node_fixtures"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The leak scan reads what every other test left behind, so it runs last.
-    items.sort(key=lambda item: item.get_closest_marker("leaks") is not None)
+    # The leak scan reads what every other test left behind, so it runs last; the check that a
+    # failed node start leaves the host as it was runs first, before the session's node holds it.
+    items.sort(key=lambda item: (item.get_closest_marker("leaks") is not None,
+                                 item.get_closest_marker("hostcheck") is None))
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ Every value the tests put into a provider is unique and recorded (tests/harness/
 scans what the cluster and the operator produced: every BotSecret (annotations, labels, status),
 every event, the metadata of every Secret, every workload, pod and ConfigMap (of namespaces still
 there, and of those captured before a test deleted them), the operator's whole log output and
-metrics, the output of every `botsecret` command the tests ran (but render's values), and the
+metrics, the output of every `botsecret` command the tests ran (but render's values), the node's
+logs and every pod's log (tests/harness/node.py keeps them after their pods are gone), and the
 control plane's logs with the apiserver's audit log, which holds the body of
 every write the operator made to anything but a Secret. Each value is searched as itself,
 JSON-escaped and base64-encoded (tests/harness/leaks.py).
@@ -23,6 +24,7 @@ from tests.harness import leaks
 from tests.harness.cluster import ControlPlane
 from tests.harness.cluster_fixtures import Kube
 from tests.harness.leak_scan import SNAPSHOTS, namespace_texts
+from tests.harness.node import node_log_files
 from tests.harness.operator_process import OPERATOR_NAMESPACE
 
 pytestmark = pytest.mark.leaks
@@ -31,9 +33,10 @@ OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:botsecret-operator"
 
 
 def operator_texts(artifacts: Path) -> dict[str, str]:
-    """The operator's output, and the control plane's logs (apiserver audit log included)."""
+    """The operator's output, the control plane's logs (apiserver audit log included), and the
+    node's: its daemons' logs and every pod's log, kept after the pod is gone."""
     logs = [*artifacts.glob("operator*.log"), *(artifacts / "cluster").glob("*.log"),
-            *(artifacts / "cli").glob("*.log")]
+            *(artifacts / "cli").glob("*.log"), *node_log_files(artifacts / "node")]
     return {f"log {p.relative_to(artifacts)}": p.read_text(errors="replace") for p in logs}
 
 
@@ -110,5 +113,17 @@ def test_no_test_value_leaks_into_the_cluster_or_the_operator_output(
     assert any(k.startswith("event ") for k in texts), "no event was scanned"
     if (artifacts / "cli").is_dir():
         assert any(k.startswith("log cli/") for k in texts), "the botsecret commands' output was not scanned"
+    if (artifacts / "node" / "kubelet.log").exists():
+        assert any(k.startswith("log node/pod-logs-kept/") for k in texts), "the pods' logs were not scanned"
     print(f"leak scan: {len(values)} values against {len(texts)} objects and logs")
     assert find_leaks(texts, values) == []
+
+
+def test_the_scan_reads_the_logs_of_pods_the_node_kept(tmp_path: Path) -> None:
+    kept = tmp_path / "node" / "pod-logs-kept"
+    kept.mkdir(parents=True)
+    planted = leaks.secret_value("plantedpod")
+    (kept / "ns_pod_uid__bot__0.log").write_text(f"2026-12-07T00:00:00Z stdout F {planted}\n")
+    assert find_leaks(operator_texts(tmp_path), [planted]) == [
+        f"log node/pod-logs-kept/ns_pod_uid__bot__0.log: contains test value {planted[:24]}..."]
+    leaks.ISSUED.remove(planted)

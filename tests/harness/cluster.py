@@ -1,7 +1,8 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager.
 
 The binaries come from ``hack/build-binaries.sh`` (Go builds of pinned modules, cached outside the
-repository). There is no kubelet: Deployments get ReplicaSets and Pods objects, but Pods never run.
+repository). There is no kubelet here: Deployments get ReplicaSets and Pods objects, but Pods run
+only when a test asks for the node (tests/harness/node.py).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def write_kubeconfig(path: Path, *, server: str, ca: Path, user: str, cert: Path
 
 
 OPERATOR_USER = "system:serviceaccount:botsecret-system:botsecret-operator"
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
 
 
 def audit_policy() -> dict[str, Any]:
@@ -119,6 +121,9 @@ class ControlPlane:
         admin = ca.issue("admin", cn="botsecret-test-admin", org="system:masters")
         nobody = ca.issue("nobody", cn="nobody")
         kcm = ca.issue("controller-manager", cn="system:kube-controller-manager")
+        # For `kubectl logs/exec` through a node's kubelet (tests/harness/node.py binds the user to
+        # system:kubelet-api-admin); the kubelet's serving certificate is checked against the CA.
+        kubelet_client = ca.issue("apiserver-kubelet-client", cn=KUBELET_CLIENT_USER)
         sa_key, sa_pub = service_account_keypair(pki_dir)
 
         self.etcd_port = etcd_port = processes.free_port()
@@ -159,6 +164,10 @@ class ControlPlane:
             "--service-cluster-ip-range=10.96.0.0/24",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             "--allow-privileged=true", "--v=1",
+            # A node's kubelet is reached at its InternalIP (the node's bridge), never by host name.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={kubelet_client[0]}", f"--kubelet-client-key={kubelet_client[1]}",
+            f"--kubelet-certificate-authority={ca.cert_path}",
             f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
             "--audit-log-mode=blocking", "--audit-log-format=json",
         ]

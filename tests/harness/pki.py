@@ -46,7 +46,9 @@ class CertificateAuthority:
         self.cert_path = self.dir / "ca.crt"
         self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, *, cn: str, org: str | None = None, server: bool = False) -> tuple[Path, Path]:
+    def issue(self, name: str, *, cn: str, org: str | None = None, server: bool = False,
+              ips: tuple[str, ...] = ("127.0.0.1",), dns: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path]:
+        """A key and certificate signed by this CA; a server certificate names ``ips`` and ``dns``."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         usage = [ExtendedKeyUsageOID.SERVER_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -59,7 +61,7 @@ class CertificateAuthority:
         )
         if server:
             builder = builder.add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                *(x509.DNSName(d) for d in dns), *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips),
             ]), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         cert_path, key_path = self.dir / f"{name}.crt", self.dir / f"{name}.key"
