@@ -14,6 +14,7 @@ from tests.harness import botsecrets as bs
 from tests.harness import workloads as wl
 from tests.harness.aws import MotoServer
 from tests.harness.cluster_fixtures import Kube
+from tests.harness.leak_scan import namespace_texts
 from tests.harness.leaks import secret_value
 from tests.harness.waiting import wait_for
 
@@ -187,6 +188,10 @@ def test_gc_keeps_k_versions_and_never_one_still_referenced(operator: Any, kube:
     made.append(bot.rotate())
     wait_for(lambda: set(bot.versions()) == set(made[-2:]), timeout=60, what="exactly K=2 versions left")
     assert [n for n in made if secret(kube, namespace, n) is not None] == made[-2:]
+    # The leak scan (test_zz_leaks, from this snapshot taken before the namespace goes) reads
+    # every version Secret's metadata.
+    scanned = namespace_texts(kube, namespace)
+    assert all(f"secret metadata {namespace}/{n}" in scanned for n in made[-2:])
 
 
 @pytest.mark.parametrize("policy", ["Delete", "Retain"])
