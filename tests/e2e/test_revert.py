@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_versions import VersionedBot, template_secret
+from tests.harness import botsecrets as bs
 from tests.harness.aws import MotoServer
 from tests.harness.cluster_fixtures import Kube
 from tests.harness.leaks import secret_value
@@ -151,6 +152,10 @@ def test_a_bad_rotation_is_rolled_back_and_the_bot_never_drops_below_max_unavail
           f"{min(sampler.excluded_samples, default=REPLICAS)} over {len(sampler.excluded_samples)})")
     assert lowest >= REPLICAS - MAX_UNAVAILABLE
     assert entry["rejectedSecretName"] == bad and entry["restartedFor"] == [KEY]
+    rolled = bs.condition({"status": bot.status()}, "RolloutComplete")
+    assert rolled is not None and rolled["reason"] == "RolledBack" and KEY in rolled["message"]
+    events = kube.core.list_namespaced_event(namespace, field_selector="reason=RolledBack").items
+    assert [e.type for e in events] == ["Warning"] and f"changed keys: {KEY}" in events[0].message
 
     # Mounted files: the kubelet rewrites the plain Secret's files in a running pod, but a version
     # never changes, so the bots' files stay the old ones until their pods are replaced.
