@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install binaries lint test test-fast dev-up clean
+.PHONY: install binaries lint test test-fast dev-up demo bench-rotate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ test: install binaries lint
 test-fast: lint
 	$(BIN)/pytest -m "not rollout"
 
+# The whole loop on a local world, then everything stopped (KEEP=1: stays up until Ctrl-C).
+demo: $(VENV)/.installed
+	@$(BIN)/python -m tests.demo $(if $(KEEP),--keep)
+
+# pip install again only when the dependencies changed (pip itself takes seconds to find nothing to do).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "demo: installing the Python environment into $(VENV) (editable; a minute or two the first time)"
+	@$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
 dev-up: install binaries
 	$(BIN)/python -m tests.harness.devup
 
@@ -37,3 +47,12 @@ clean:
 # Rotation latency and ReplicaSet figures; prints, never asserts on time (see bench/README.md).
 bench: install binaries
 	$(BIN)/python -m bench.rotation
+
+# `botsecret rotate --now` -> pod-template patch: medians, printed (see bench/README.md).
+bench-rotate: install binaries
+	$(BIN)/python -m bench.rotate_now
+
+.PHONY: bench-node
+# The node's set-up time (cold and warm), its memory and the kubelet's warm build; as root.
+bench-node: install binaries
+	$(BIN)/python -m bench.node_setup --build

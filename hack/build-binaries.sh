@@ -28,6 +28,7 @@ build() { # module dir, package, output name, ldflags
     return
   fi
   local start=$SECONDS
+  echo "build-binaries: building $out (go build; minutes on a cold cache)" >&2
   (cd "$dir" && go build -buildvcs=false -trimpath -ldflags "-s -w $ldflags" -o "$bin/$out.tmp" "$pkg")
   mv "$bin/$out.tmp" "$bin/$out"
   echo "build-binaries: built $out in $((SECONDS - start)) s" >&2

@@ -50,11 +50,17 @@ def _service_account(cluster: bool, what: str) -> dict[str, Any]:
 
 def provider_schema(cluster: bool) -> dict[str, Any]:
     aws = {
-        "type": "object", "description": "AWS Secrets Manager in one region.", "required": ["region"],
+        "type": "object", "description": "AWS Secrets Manager or Systems Manager Parameter Store in one region.",
+        "required": ["region"],
         "properties": {
             "region": _s("AWS region of the secrets, such as eu-west-1.", minLength=1, maxLength=64),
-            "endpoint": _s("Secrets Manager endpoint URL instead of the region's public one (a VPC endpoint, or "
-                           "a local test server).", maxLength=2048, **{"x-kubernetes-validations": [URL_RULE]}),
+            "service": _s("Which AWS service holds the values: SecretsManager (secrets) or ParameterStore "
+                          "(Systems Manager parameters, String and SecureString; a remote name is the parameter "
+                          "name, a version pins a version number or a label).",
+                          default="SecretsManager", enum=["SecretsManager", "ParameterStore"]),
+            "endpoint": _s("Secrets Manager (or Parameter Store) endpoint URL instead of the region's public one "
+                           "(a VPC endpoint, or a local test server).", maxLength=2048,
+                           **{"x-kubernetes-validations": [URL_RULE]}),
             "credentialsSecretRef": _secret_ref(
                 "Secret with the keys accessKeyId and secretAccessKey (and optionally sessionToken).", cluster),
             "serviceAccountName": _service_account(
@@ -85,7 +91,34 @@ def provider_schema(cluster: bool) -> dict[str, Any]:
             "credentialsSecretRef": _secret_ref(
                 "Secret with a service-account key under the key credentials.json. Without it the operator uses "
                 "its own Application Default Credentials, if the namespace is allowed to.", cluster),
+            "serviceAccountName": _service_account(
+                cluster, "is exchanged at Google's STS through Workload Identity Federation (with workloadIdentity)"),
+            "workloadIdentity": {
+                "type": "object", "required": ["audience"],
+                "description": "Workload Identity Federation: a token of serviceAccountName is exchanged at Google's "
+                               "STS for a Google access token (google-auth identity-pool credentials; no key, no "
+                               "file), optionally impersonating serviceAccountEmail.",
+                "properties": {
+                    "audience": _s("The workload identity pool provider, such as //iam.googleapis.com/projects/123/"
+                                   "locations/global/workloadIdentityPools/POOL/providers/PROVIDER.",
+                                   minLength=1, maxLength=1024),
+                    "tokenAudience": _s("Audience of the ServiceAccount token, if the provider allows another than "
+                                        "audience.", maxLength=1024),
+                    "serviceAccountEmail": _s("Google service account to impersonate (IAM credentials "
+                                              "generateAccessToken) with the federated token.", maxLength=320),
+                    "stsEndpoint": _s("STS token endpoint URL instead of https://sts.googleapis.com/v1/token.",
+                                      maxLength=2048, **{"x-kubernetes-validations": [URL_RULE]}),
+                    "iamEndpoint": _s("IAM credentials endpoint URL instead of https://iamcredentials.googleapis.com.",
+                                      maxLength=2048, **{"x-kubernetes-validations": [URL_RULE]}),
+                },
+            },
         },
+        "x-kubernetes-validations": [
+            {"rule": "has(self.workloadIdentity) == has(self.serviceAccountName)",
+             "message": "gcp.workloadIdentity and gcp.serviceAccountName go together (Workload Identity Federation)"},
+            {"rule": "!(has(self.workloadIdentity) && has(self.credentialsSecretRef))",
+             "message": "gcp sets either credentialsSecretRef or serviceAccountName with workloadIdentity, not both"},
+        ],
     }
     vault = {
         "type": "object", "description": "One KV secrets engine mount of HashiCorp Vault or OpenBao.",

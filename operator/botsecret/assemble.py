@@ -7,9 +7,12 @@ provider gave no definite answer.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .find_errors import KeyConflict
+from .find_spec import FindItem
 from .providers.base import Fetched, NotFound, ProviderError, RemoteRef
 from .spec import BotSecretSpec, valid_secret_key
 from .values import SecretValue
@@ -30,6 +33,8 @@ class KeyOrigin:
     version: str
     # Rendered by spec.target.template: from the fetched keys, not from one remote secret.
     template: bool = False
+    # The spec.dataFrom index of the find that selected the remote secret.
+    found_by: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,13 @@ class Assembled:
         return sum(len(k.encode()) + v.size for k, v in self.data.items())
 
 
-def plan_fetches(spec: BotSecretSpec) -> dict[str, list[RemoteRef]]:
-    """The distinct remote references to read, per source name."""
+def plan_fetches(spec: BotSecretSpec, extra: Mapping[str, Sequence[RemoteRef]] | None = None
+                 ) -> dict[str, list[RemoteRef]]:
+    """The distinct remote references to read, per source name; ``extra``: what finds listed."""
     plan: dict[str, list[RemoteRef]] = {}
+    for source, found in (extra or {}).items():
+        refs = plan.setdefault(source, [])
+        refs += [ref for ref in found if ref not in refs]
     for item in spec.data:
         refs = plan.setdefault(item.source, [])
         if item.remote not in refs:
@@ -82,7 +91,18 @@ def _field_bytes(field_value: object) -> bytes:
     return json.dumps(field_value, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
-def assemble(spec: BotSecretSpec, answers: ProviderAnswers) -> Assembled:
+# What a Secret key may hold; any other character of a remote name becomes '_' (ESO's Default
+# conversion), so that 'bots/prod/TOKEN' is key 'bots_prod_TOKEN' unless a rewrite says otherwise.
+_NOT_KEY_CHARACTER = re.compile(r"[^-._a-zA-Z0-9]")
+
+
+def found_key(item: FindItem, remote_name: str) -> str:
+    """The Secret key a find gives a remote secret: its name, rewritten, made a valid key."""
+    return _NOT_KEY_CHARACTER.sub("_", item.key_for(remote_name))
+
+
+def assemble(spec: BotSecretSpec, answers: ProviderAnswers,
+             listings: Mapping[int, tuple[str, ...] | ProviderError] | None = None) -> Assembled:
     data: dict[str, SecretValue] = {}
     origins: list[KeyOrigin] = []
     missing: list[str] = []
@@ -96,7 +116,8 @@ def assemble(spec: BotSecretSpec, answers: ProviderAnswers) -> Assembled:
     def answer(source: str, ref: RemoteRef) -> Fetched | ProviderError:
         return answers.get(source, {}).get(ref) or NotFound(f"no answer for {ref.name!r} from source {source!r}")
 
-    for index, item_from in enumerate(spec.data_from):
+    for position, item_from in enumerate(spec.data_from):
+        index = item_from.index if item_from.index is not None else position
         got = answer(item_from.source, item_from.remote)
         label = f"dataFrom[{index}] ({item_from.remote.name})"
         if isinstance(got, ProviderError):
@@ -113,6 +134,30 @@ def assemble(spec: BotSecretSpec, answers: ProviderAnswers) -> Assembled:
                 continue
             data[key] = SecretValue(_field_bytes(field_value))
             origins.append(KeyOrigin(key, item_from.source, item_from.remote.name, got.version))
+
+    # Every key a dataFrom entry gave, and which entry: a find's key may collide with no other.
+    given_by = {o.key: f"dataFrom[{_index(spec, o.remote_name)}] ({o.remote_name})" for o in origins}
+    for found_item in spec.finds:
+        listed = (listings or {}).get(found_item.index)
+        for remote_name in listed if isinstance(listed, tuple) else ():
+            got = answer(found_item.source, RemoteRef(remote_name))
+            if isinstance(got, NotFound):
+                continue  # deleted since it was listed: it is no longer among the matches
+            if isinstance(got, ProviderError):
+                failure = failure or got
+                lack(f"dataFrom[{found_item.index}] ({remote_name})", got.message)
+                continue
+            key, label = found_key(found_item, remote_name), f"dataFrom[{found_item.index}] ({remote_name})"
+            if not valid_secret_key(key):
+                lack(label, f"gives key {key!r}, which is not a valid Secret key; rewrite it")
+                continue
+            if key in given_by:
+                failure = failure or KeyConflict(f"key {key!r} comes from both {given_by[key]} and {label}; "
+                                                 "tell them apart with spec.dataFrom[].rewrite")
+                continue
+            given_by[key] = label
+            data[key] = got.value
+            origins.append(KeyOrigin(key, found_item.source, remote_name, got.version, found_by=found_item.index))
 
     # Explicit data entries come after dataFrom so that they win on a shared key.
     for item in spec.data:
@@ -153,6 +198,11 @@ def assemble(spec: BotSecretSpec, answers: ProviderAnswers) -> Assembled:
         failure=failure,
         why=why,
     )
+
+
+def _index(spec: BotSecretSpec, remote_name: str) -> int:
+    return next((item.index if item.index is not None else i for i, item in enumerate(spec.data_from)
+                 if item.remote.name == remote_name), 0)
 
 
 def _shown(name: str, version: str) -> str:

@@ -8,7 +8,10 @@ import sys
 from .assemble import assemble
 from .cli_input import InputError, Loaded, from_cluster, from_file
 from .diagnose import check_rows, format_table
+from .providers.base import ProviderError
 from .render import FORMATS, RenderError, interpolated_keys, render
+from .templating import TemplateFailed
+from .templating import render as render_template
 
 __all__ = ["add_check", "add_render"]
 
@@ -37,7 +40,8 @@ def _check(args: argparse.Namespace) -> int:
     except InputError as e:
         return _fail(str(e))
     try:
-        rows = check_rows(loaded.spec, loaded.resolved, loaded.answers())
+        answers = loaded.answers()
+        rows = check_rows(loaded.spec, loaded.resolved, answers, loaded.listings())
     finally:
         loaded.close()
     sys.stdout.write(format_table(rows))
@@ -54,19 +58,26 @@ def _render(args: argparse.Namespace) -> int:
         return _fail(str(e))
     try:
         answers = loaded.answers()
-        built = assemble(loaded.spec, answers)
-        if built.failure is not None or built.missing_required:
-            rows = [r for r in check_rows(loaded.spec, loaded.resolved, answers) if not r.ok]
-            sys.stderr.write(format_table(rows) if rows else built.explain(built.missing_required) + "\n")
+        built = assemble(loaded.spec, answers, loaded.listings())
+        listed_failure = any(isinstance(v, ProviderError) for v in loaded.listings().values())
+        if built.failure is not None or built.missing_required or listed_failure:
+            rows = [r for r in check_rows(loaded.spec, loaded.resolved, answers, loaded.listings()) if not r.ok]
+            why = built.failure.message if built.failure is not None else built.explain(built.missing_required)
+            sys.stderr.write(format_table(rows) if rows else why + "\n")
             return _fail("not rendered: not every required key resolved (see botsecret check)", 1)
-        output = render(built.data, args.format, name=loaded.spec.target.name, namespace=loaded.namespace,
+        data = dict(built.data)
+        if loaded.spec.target.template is not None:
+            # As the operator writes the Secret (reconcile.py): the rendered keys, and with
+            # mergePolicy Merge the fetched ones under them.
+            data = render_template(loaded.spec.target.template, data)
+        output = render(data, args.format, name=loaded.spec.target.name, namespace=loaded.namespace,
                         secret_type=loaded.spec.target.type)
-    except RenderError as e:
+    except (RenderError, TemplateFailed) as e:
         return _fail(str(e), 1)
     finally:
         loaded.close()
     if args.format == "env":
-        for key in interpolated_keys(built.data):
+        for key in interpolated_keys(data):
             print(f"botsecret render: the value of {key} holds '${{': read the file with python-dotenv's "
                   "interpolate=False, or it is expanded as a variable", file=sys.stderr)
     sys.stdout.write(output)

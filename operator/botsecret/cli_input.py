@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,22 @@ class Loaded:
     spec: BotSecretSpec
     resolved: Mapping[str, ResolvedSource | ProviderError]
     pool: ProviderPool
+    _listings: dict[int, tuple[str, ...] | ProviderError] | None = field(default=None, repr=False)
+
+    def listings(self) -> dict[int, tuple[str, ...] | ProviderError]:
+        """What each ``spec.dataFrom[].find`` lists, as the operator lists it (asked once)."""
+        from .finding import list_finds
+
+        if self._listings is None:
+            self._listings = list_finds(self.pool, self.namespace, self.spec, self.resolved)
+        return self._listings
 
     def answers(self) -> ProviderAnswers:
+        from .finding import find_refs
         from .reconcile import fetch_answers
 
-        return fetch_answers(self.pool, self.namespace, self.spec, self.resolved)
+        return fetch_answers(self.pool, self.namespace, self.spec, self.resolved,
+                             find_refs(self.spec, self.listings()))
 
     def close(self) -> None:
         self.pool.close()

@@ -115,7 +115,8 @@ def _started(status: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _follow(custom: Any, namespace: str, name: str, before: Mapping[str, str], timeout: float) -> int:
-    """Print each change of the restarted workloads' phases until every one is Complete or one Failed."""
+    """Print each change of the restarted workloads' phases until every one is Complete (or not
+    followed) or one Failed or met a RestartConflict."""
     deadline = time.monotonic() + timeout
     said: dict[str, str] = {}
     while True:
@@ -141,8 +142,13 @@ def _follow(custom: Any, namespace: str, name: str, before: Mapping[str, str], t
         if phases & {"Failed", "RolledBack"}:
             print(f"rollout {'Failed' if 'Failed' in phases else 'RolledBack'}: {rollout.get('message', '')}")
             return 1
-        if not pending and phases == {"Complete"}:
-            print("rollout Complete")
+        if "Conflict" in phases:
+            print(f"restart conflict: {rollout.get('message', '')}")
+            return 1
+        if not pending and phases <= {"Complete", "Unknown"}:
+            # Unknown: restarted, but the kind's status cannot tell how far its rollout got.
+            print("rollout Complete" if phases == {"Complete"}
+                  else f"restarted, not followed: {rollout.get('message', '')}")
             return 0
         if time.monotonic() > deadline:
             print(f"still {rollout.get('reason')} after {timeout:.0f} s: {rollout.get('message', '')}")

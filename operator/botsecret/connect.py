@@ -153,10 +153,24 @@ class ProviderPool:
                 )
             elif not self.ambient_allowed(namespace):
                 raise _ambient_refused(namespace, field)
+            if conf.service == "ParameterStore":
+                from .providers.aws_ssm import ParameterStoreProvider
+
+                return ParameterStoreProvider(conf, credentials=aws_creds, timeout=self._timeout)
             return AwsProvider(conf, credentials=aws_creds, timeout=self._timeout)
         if isinstance(conf, GcpSource):
             from .providers.gcp import GcpProvider
 
+            if conf.federation is not None and conf.service_account_name:
+                from .providers.gcp_federation import GcpFederation
+
+                settings = conf.federation
+                federation = GcpFederation(
+                    audience=settings.audience, service_account_email=settings.service_account_email,
+                    sts_endpoint=settings.sts_endpoint, iam_endpoint=settings.iam_endpoint,
+                    token=token_source(self._core, namespace, conf.service_account_name, settings.token_audience,
+                                       f"{field}.serviceAccountName"))
+                return GcpProvider(conf, federation=federation, timeout=self._timeout)
             key_json = None
             if creds is not None:
                 key_json = creds.values.get("credentials.json")

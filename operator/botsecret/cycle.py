@@ -118,7 +118,7 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
         # Nothing was recorded as restarted; the next cycle tries again.
         outcome = _kept(body)
         outcome.condition = {"status": "False", "reason": "RolloutError",
-                             "message": f"reading or patching workloads failed with HTTP {e.status}"}
+                             "message": f"reading workloads failed with HTTP {e.status}"}
         return outcome
 
 

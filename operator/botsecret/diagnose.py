@@ -11,7 +11,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .assemble import ProviderAnswers
+from .assemble import ProviderAnswers, found_key
+from .find_errors import InvalidFind, KeyConflict, TooManyMatches
 from .providers.base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, TlsError, Unavailable
 from .resolve import ResolvedSource, StoreError
 from .spec import AwsSource, BotSecretSpec, ProviderConfig
@@ -36,6 +37,9 @@ HINTS: dict[str, str] = {
     "StoreNotAllowed": "the ClusterBotSecretStore's spec.conditions do not admit this namespace",
     "StoreInvalid": "fix the store's spec (see its Ready condition)",
     "NotJSON": "a dataFrom remote secret must hold a JSON object",
+    "TooManyMatches": "narrow spec.dataFrom[].find (path, name.regexp, tags) or raise its maxMatches (at most 1000)",
+    "InvalidSpec": "fix the find: this store's provider cannot select by it",
+    "KeyConflict": "two remote secrets give the same key: tell them apart with spec.dataFrom[].rewrite",
 }
 
 
@@ -56,6 +60,8 @@ class CheckRow:
 def error_class(error: ProviderError, provider: ProviderConfig | None) -> str:
     if isinstance(error, StoreError):
         return "StoreInvalid" if error.reason == "StoreInvalid" else error.reason
+    if isinstance(error, TooManyMatches | InvalidFind | KeyConflict):
+        return error.reason
     if isinstance(provider, AwsSource) and not _known_region(provider.region):
         # An endpoint override answers any region, and data lives in one region: a region that
         # does not exist shows as "not found" (or, against AWS itself, as no such host).
@@ -114,8 +120,9 @@ def _json_object(raw: bytes) -> dict[str, object] | None:
 
 
 def check_rows(spec: BotSecretSpec, resolved: Mapping[str, ResolvedSource | ProviderError],
-               answers: ProviderAnswers) -> list[CheckRow]:
-    """One row per dataFrom entry and per data key, in spec order."""
+               answers: ProviderAnswers,
+               listings: Mapping[int, tuple[str, ...] | ProviderError] | None = None) -> list[CheckRow]:
+    """One row per dataFrom entry (per match of a find) and per data key, in spec order."""
     def provider(source: str) -> ProviderConfig | None:
         found = resolved.get(source)
         return found.provider if isinstance(found, ResolvedSource) else None
@@ -125,6 +132,17 @@ def check_rows(spec: BotSecretSpec, resolved: Mapping[str, ResolvedSource | Prov
 
     rows = [_row(f"dataFrom[{i}]", item.source, item.remote, answer(item.source, item.remote),
                  provider(item.source), from_json=True) for i, item in enumerate(spec.data_from)]
+    for item in spec.finds:
+        listed = (listings or {}).get(item.index, ())
+        if isinstance(listed, ProviderError):
+            result = error_class(listed, provider(item.source))
+            rows.append(CheckRow(f"dataFrom[{item.index}]", item.source, "(find)", "", result,
+                                 _hint(result, provider(item.source), listed.message)))
+            continue
+        if not listed:
+            rows.append(CheckRow(f"dataFrom[{item.index}]", item.source, "(find: no match)", "", OK))
+        rows += [_row(found_key(item, name), item.source, RemoteRef(name), answer(item.source, RemoteRef(name)),
+                      provider(item.source)) for name in listed]
     rows += [_row(item.key, item.source, item.remote, answer(item.source, item.remote), provider(item.source),
                   prop=item.property) for item in spec.data]
     return rows

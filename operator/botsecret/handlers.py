@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import kopf
 from kubernetes.client.exceptions import ApiException
 
+from . import metrics
 from .cycle import FINALIZER, FORCE_SYNC_ANNOTATION, release_target, run_cycle, run_rollout_cycle
 from .reconcile import SyncResult
 from .resolve import store_key, stores_used
@@ -90,7 +91,11 @@ async def wake_on_change(body: kopf.Body, memo: kopf.Memo, type: str | None, **_
     key = (body.get("metadata", {}).get("namespace", ""), body.get("metadata", {}).get("name", ""))
     if type == "DELETED":
         runtime.dependents.unregister(key)
+        metrics.UNSYNCED.synced(*key)
         return
+    # A BotSecret going away has nothing left to sync (its deletion bumps the generation).
+    if metrics.unsynced_change(body) and not body.get("metadata", {}).get("deletionTimestamp"):
+        metrics.UNSYNCED.seen(*key)
     runtime.dependents.register(key, _wakeup(memo))
     runtime.dependents.record(key, stores_used(body))
     if memo.get("synced_trigger") not in (None, _sync_trigger(body)):

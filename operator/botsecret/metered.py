@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from . import metrics
 from .providers.base import AccessDenied, Fetched, NotFound, Provider, ProviderError, RemoteRef, Throttled
+from .remote import FindQuery
 
 __all__ = ["MeteredProvider", "result_label"]
 
@@ -44,6 +45,19 @@ class MeteredProvider:
         for answer in answers.values():
             self._count("read", result_label(answer))
         return answers
+
+    def list_matching(self, query: FindQuery) -> list[str]:
+        """The inner client's listing for ``spec.dataFrom[].find``, counted as one ``list`` call."""
+        lister = getattr(self._inner, "list_matching", None)
+        if lister is None:
+            raise NotFound(f"{self._provider} stores cannot list secrets for find")
+        try:
+            names: list[str] = lister(query)
+        except ProviderError as e:
+            self._count("list", result_label(e))
+            raise
+        self._count("list", "ok")
+        return names
 
     def check(self) -> str:
         try:

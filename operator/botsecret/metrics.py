@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import threading
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -24,8 +27,11 @@ __all__ = [
     "SYNCS",
     "SYNC_SECONDS",
     "TOKEN_REQUESTS",
+    "UNSYNCED",
+    "UnsyncedChanges",
     "forget",
     "sync_outcome",
+    "unsynced_change",
 ]
 
 SYNCS = Counter("botsecret_syncs_total", "Syncs of BotSecrets, by outcome reason.", ["reason"])
@@ -34,12 +40,13 @@ SECRET_WRITES = Counter("botsecret_secret_writes_total", "Writes of target Secre
 TOKEN_REQUESTS = Counter("botsecret_token_requests_total", "ServiceAccount tokens minted with TokenRequest.")
 PROVIDER_LOGINS = Counter("botsecret_provider_logins_total",
                           "Exchanges of a token for provider credentials (STS, Vault login).", ["provider"])
-# One sample per remote reference read (operation "read") or identity proven (operation "check"):
+# One sample per remote reference read (operation "read"), find listed (operation "list") or identity
+# proven (operation "check"):
 # what a provider was asked, whether it came as one batch call or one call per reference.
 PROVIDER_REQUESTS = Counter(
     "botsecret_provider_requests_total",
-    "Provider answers by provider (aws, gcp, vault), operation (read: one per remote reference; check) and "
-    "result (ok, notfound, denied, throttled, unavailable).",
+    "Provider answers by provider (aws, gcp, vault), operation (read: one per remote reference; list: one per "
+    "find; check) and result (ok, notfound, denied, throttled, unavailable).",
     ["provider", "operation", "result"])
 RESTARTS = Counter("botsecret_restarts_total", "Pod-template restarts of workloads.", ["kind"])
 ROLLOUT_FAILURES = Counter("botsecret_rollout_failures_total",
@@ -52,10 +59,64 @@ BUILD = Info("botsecret_build", "The operator's version and Python.")
 BUILD.info({"version": __version__, "python": platform.python_version()})
 
 
+
+
+class UnsyncedChanges:
+    """When each BotSecret's oldest change not yet synced was first seen: a spec edit, a force-sync
+    or a failed sync since its last success. Kept per BotSecret, read as one age at scrape time,
+    so an alert can say "a change has waited N minutes" without a series per BotSecret."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._since: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._since.setdefault((namespace, name), self._clock())
+
+    def synced(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._since.pop((namespace, name), None)
+
+    def pending(self) -> set[tuple[str, str]]:
+        with self._lock:
+            return set(self._since)
+
+    def oldest_age(self) -> float:
+        with self._lock:
+            oldest = min(self._since.values(), default=None)
+        return 0.0 if oldest is None else max(0.0, self._clock() - oldest)
+
+
+# reconcile.FORCE_SYNC_ANNOTATION; spelled out because reconcile sits above this module (a unit test keeps them equal).
+FORCE_SYNC_ANNOTATION = "botsecret.dev/force-sync"
+
+
+def unsynced_change(body: Mapping[str, Any]) -> bool:
+    """Whether a BotSecret carries a change no sync has acted on: a generation its status has not
+    observed, or a force-sync value not yet handled."""
+    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    force = (meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
+    return (meta.get("generation") != status.get("observedGeneration")
+            or (force is not None and force != status.get("forceSyncHandled")))
+
+
+UNSYNCED = UnsyncedChanges()
+OLDEST_UNSYNCED_AGE = Gauge(
+    "botsecret_oldest_unsynced_change_age_seconds",
+    "Seconds since the oldest change not yet synced (a spec edit, a force-sync, or a failure since the "
+    "BotSecret's last successful sync) was first seen; 0 when every BotSecret is synced.")
+OLDEST_UNSYNCED_AGE.set_function(UNSYNCED.oldest_age)
+
+
 def sync_outcome(namespace: str, name: str, ready: bool) -> None:
     READY.labels(namespace, name).set(1 if ready else 0)
     if ready:
         LAST_SUCCESS.labels(namespace, name).set(time.time())
+        UNSYNCED.synced(namespace, name)
+    else:
+        UNSYNCED.seen(namespace, name)
 
 
 def forget(namespace: str, name: str) -> None:
@@ -63,4 +124,5 @@ def forget(namespace: str, name: str) -> None:
     for gauge in (READY, LAST_SUCCESS):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
+    UNSYNCED.synced(namespace, name)
 LEADER = Gauge("botsecret_leader", "1 while this replica holds the leader Lease and reconciles, else 0.")

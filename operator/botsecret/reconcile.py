@@ -7,7 +7,7 @@ values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from . import secrets
 from .assemble import SECRET_SIZE_LIMIT, KeyOrigin, ProviderAnswers, assemble, plan_fetches
 from .connect import ProviderPool
+from .finding import find_refs, list_finds, listing_failure
 from .fingerprint import data_hmac, namespace_key
 from .providers.base import Fetched, ProviderError, RemoteRef, Throttled, Unavailable
 from .resolve import ResolvedSource, StoreError, StoreLookup, resolve
@@ -68,6 +69,9 @@ class SyncResult:
     # Whether the providers were asked (status.syncedAt moves only then); not for CreatedOnce's
     # cycles that keep the Secret as it is.
     fetched: bool = True
+    # What spec.dataFrom[].find entries matched (before any template), for status.found; None
+    # when this cycle listed nothing (status keeps what it says).
+    found: tuple[KeyOrigin, ...] | None = None
 
     @property
     def retry(self) -> Retry:
@@ -91,11 +95,13 @@ def keys_synced(count: int, target: str) -> str:
 
 
 def fetch_answers(pool: ProviderPool, namespace: str, spec: BotSecretSpec,
-                  resolved: Mapping[str, ResolvedSource | ProviderError]) -> ProviderAnswers:
-    """What each source's provider answers for its references, asked with the credentials its
-    store names; a source that cannot be used answers its error for each of its references."""
+                  resolved: Mapping[str, ResolvedSource | ProviderError],
+                  extra: Mapping[str, Sequence[RemoteRef]] | None = None) -> ProviderAnswers:
+    """What each source's provider answers for its references (and ``extra``, what finds listed),
+    asked with the credentials its store names; a source that cannot be used answers its error
+    for each of its references."""
     answers: dict[str, Mapping[RemoteRef, Fetched | ProviderError]] = {}
-    for source_name, refs in plan_fetches(spec).items():
+    for source_name, refs in plan_fetches(spec, extra).items():
         source = resolved.get(source_name)
         try:
             if source is None:
@@ -154,8 +160,15 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
             return kept
 
     resolved = resolve(ctx.stores, namespace, spec.sources)
-    answers = fetch_answers(ctx.pool, namespace, spec, resolved)
-    built = assemble(spec, answers)
+    listings = list_finds(ctx.pool, namespace, spec, resolved)
+    listed_failure = listing_failure(spec, listings)
+    if listed_failure is not None:
+        # Nothing is read or written: the last good Secret stays, keys and all.
+        error, shown = listed_failure
+        return SyncResult(False, error.reason, shown, target_name, retry_after=error.retry_after, spec=spec,
+                          throttled=isinstance(error, Throttled))
+    answers = fetch_answers(ctx.pool, namespace, spec, resolved, find_refs(spec, listings))
+    built = assemble(spec, answers, listings)
     if built.failure is not None:
         errors = [e for per_ref in answers.values() for e in per_ref.values() if isinstance(e, ProviderError)]
         retry_after = max((e.retry_after for e in errors if e.retry_after is not None), default=None)
@@ -199,6 +212,7 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
         True, "Synced", message, target_name, origins=origins,
         data_hmac=data_hmac(namespace_key(ctx.hmac_key, namespace), data), written=written,
         changed_keys=changed, spec=spec, data=data, warnings=_warnings(resolved),
+        found=tuple(o for o in built.origins if o.found_by is not None),
     )
 
 

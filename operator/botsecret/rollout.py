@@ -6,33 +6,36 @@ A restart is a patch of the pod-template annotation ``restarted-for.botsecret.de
 whose value is a keyed HMAC of the data the workload consumes: content-addressed, so the same data
 never restarts twice, whatever replays, resyncs or operator restarts happen. What was last
 restarted for, a pending debounce and each rollout's phase live in the BotSecret's status, so they
-survive an operator restart.
+survive an operator restart. Where the mark lives and how a rollout is judged depend on the kind
+(an Argo Rollout is restarted through ``spec.restartAt``): :mod:`botsecret.kinds`; reading and
+patching: :mod:`botsecret.workload_api`. A mark another writer removes or rewrites is a
+``RestartConflict``, never a second patch for the same data.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from . import metrics, version_store, versioned
+from . import metrics, versioned
 from .fingerprint import data_hmac
+from .kinds import LEGACY_RESTART_ANNOTATION, NOT_FOLLOWED, restart_patch, rival_manager
 from .reconcile import SyncResult
-from .spec import DEFAULT_PROGRESS_DEADLINE_SECONDS, BotSecretSpec, RolloutTarget
+from .spec import APPS_V1, DEFAULT_PROGRESS_DEADLINE_SECONDS, BotSecretSpec
 from .values import SecretValue
 from .versioned import VersionPlan
 from .versions import is_version_of
-from .workloads import EVERY_KEY, keys_read, referenced_keys, restart_on, rollout_phase
+from .workload_api import WORKLOAD_FIELD_MANAGER, RestartRefused, Unresolved, Workload, Workloads
+from .workloads import EVERY_KEY, keys_read, referenced_keys
 
 __all__ = [
     "LEGACY_RESTART_ANNOTATION",
     "RolloutOutcome",
     "Workload",
+    "Workloads",
     "advance",
     "key_id",
     "pending_record",
@@ -41,13 +44,12 @@ __all__ = [
 ]
 
 RESTART_ANNOTATION_PREFIX = "restarted-for.botsecret.dev"
-# The one key every BotSecret wrote before each got its own; dropped by the next restart.
-LEGACY_RESTART_ANNOTATION = "botsecret.dev/restarted-for"
 ANNOTATION_NAME_MAX = 63
 FOLLOW_INTERVAL = 2.0
 MAX_FOLLOW_INTERVAL = 30.0
 PAUSED_RECHECK = 15.0
 FAILED_RECHECK = 30.0  # a failed rollout is looked at again, so that a repair by hand is seen
+REFUSED_RETRY = 30.0  # a restart patch the apiserver refused (RBAC, admission) is tried again
 MISSING_RECHECK = 15.0  # nothing watches workloads: a named target that does not exist is looked for
 # However often the data keeps changing, a restart waits at most this many debounce periods
 # (and at least a minute) after the first change.
@@ -66,28 +68,6 @@ def restart_annotation(botsecret: str) -> str:
     return f"{RESTART_ANNOTATION_PREFIX}/{name}"
 
 
-def restart_patch(annotation: str, value: str) -> dict[str, Any]:
-    """The patch of one restart. It drops the legacy single key in the same template change, so
-    the upgrade from it costs no rollout of its own."""
-    return {"spec": {"template": {"metadata": {"annotations": {annotation: value, LEGACY_RESTART_ANNOTATION: None}}}}}
-
-
-@dataclass(frozen=True)
-class Workload:
-    kind: str
-    name: str
-    body: Mapping[str, Any]
-    named: bool  # named explicitly in spec.rollout.targets, not matched by a selector
-
-    @property
-    def template(self) -> Mapping[str, Any]:
-        return (self.body.get("spec") or {}).get("template") or {}
-
-    @property
-    def paused(self) -> bool:
-        return bool((self.body.get("spec") or {}).get("paused"))
-
-
 @dataclass
 class RolloutOutcome:
     entries: list[dict[str, Any]] = field(default_factory=list)
@@ -97,80 +77,10 @@ class RolloutOutcome:
     wake_in: float | None = None
     key_id: str | None = None
     versions: list[dict[str, Any]] | None = None  # status.versions, with strategy Versioned
+    refused: list[str] = field(default_factory=list)  # restart patches the apiserver refused
 
     def wake(self, seconds: float) -> None:
         self.wake_in = seconds if self.wake_in is None else min(self.wake_in, seconds)
-
-
-KINDS = ("Deployment", "StatefulSet", "DaemonSet")
-
-
-class Workloads:
-    """Reads and patches Deployments, StatefulSets and DaemonSets of one namespace, for one cycle."""
-
-    def __init__(self, api: Any, namespace: str) -> None:
-        self._apps = client.AppsV1Api(api)
-        self._api = api
-        self._namespace = namespace
-        self._opted: dict[str, list[Workload]] = {}
-        self._pods: list[dict[str, Any]] | None = None
-
-    def opted_in(self, secret_name: str) -> list[Workload]:
-        """The workloads of the namespace whose ``botsecret.dev/restart-on`` annotation opts in to
-        restarts for ``secret_name``. Listed (the operator's existing ``list`` on the three kinds),
-        not watched; once per cycle."""
-        if secret_name not in self._opted:
-            found: list[Workload] = []
-            for kind in KINDS:
-                for obj in self._call("list", kind, self._namespace).items:
-                    how = restart_on(obj.metadata.annotations, secret_name)
-                    if how is not None:
-                        found.append(Workload(kind, obj.metadata.name, self._api.sanitize_for_serialization(obj),
-                                              named=how == "named"))
-            self._opted[secret_name] = found
-        return self._opted[secret_name]
-
-    def _call(self, verb: str, kind: str, *args: Any, **kwargs: Any) -> Any:
-        method = {"Deployment": "deployment", "StatefulSet": "stateful_set", "DaemonSet": "daemon_set"}[kind]
-        return getattr(self._apps, f"{verb}_namespaced_{method}")(*args, **kwargs)
-
-    def resolve(self, targets: Sequence[RolloutTarget]) -> tuple[list[Workload], list[str]]:
-        found: dict[tuple[str, str], Workload] = {}
-        missing: list[str] = []
-        for target in targets:
-            if target.name is not None:
-                try:
-                    obj = self._call("read", target.kind, target.name, self._namespace)
-                except ApiException as e:
-                    if e.status != 404:
-                        raise
-                    missing.append(f"{target.kind}/{target.name}")
-                    continue
-                found[(target.kind, target.name)] = Workload(
-                    target.kind, target.name, self._api.sanitize_for_serialization(obj), named=True)
-                continue
-            selector = ",".join(f"{k}={v}" for k, v in sorted((target.match_labels or {}).items()))
-            for obj in self._call("list", target.kind, self._namespace, label_selector=selector).items:
-                key = (target.kind, obj.metadata.name)
-                if key not in found:
-                    found[key] = Workload(target.kind, obj.metadata.name,
-                                          self._api.sanitize_for_serialization(obj), named=False)
-        return sorted(found.values(), key=lambda w: (w.kind, w.name)), missing
-
-    def restart(self, workload: Workload, annotation: str, value: str) -> None:
-        self._call("patch", workload.kind, workload.name, self._namespace, restart_patch(annotation, value))
-        metrics.RESTARTS.labels(workload.kind).inc()
-
-    def json_patch(self, kind: str, name: str, ops: list[dict[str, Any]]) -> None:
-        """A JSON patch (RFC 6902; the client sends a list as one): its ``test`` operations make an
-        edited template fail it whole."""
-        self._call("patch", kind, name, self._namespace, ops)
-
-    def pods(self) -> list[dict[str, Any]]:
-        """The namespace's pods that have not finished, listed once per cycle (for maxRestarts)."""
-        if self._pods is None:
-            self._pods = version_store.live_pods(self._api, self._namespace)
-        return self._pods
 
 
 def _iso(moment: datetime.datetime) -> str:
@@ -228,20 +138,20 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
     same_key = status.get("hmacKeyId") in (None, outcome.key_id)
     previous = {(e.get("kind"), e.get("name")): dict(e) for e in status.get("rollout") or []} if same_key else {}
     pending = dict(status.get("pendingRollout") or {}) or None
-    found, missing = workloads.resolve(spec.rollout_targets)
+    found, unresolved = workloads.resolve(spec.rollout_targets)
     if result.secret_name is not None:
         # Opted in from the workload's side: a target like a named one (or, with "auto", like one a
         # selector matched); an entry of spec.rollout.targets for the same workload comes first.
         listed = {(w.kind, w.name) for w in found}
         found = sorted([*found, *(w for w in workloads.opted_in(result.secret_name) if (w.kind, w.name) not in listed)],
                        key=lambda w: (w.kind, w.name))
-    if missing:
+    if unresolved:
         outcome.wake(MISSING_RECHECK)
 
     due: list[tuple[Workload, str, frozenset[str]]] = []
     entries: dict[tuple[str, str], dict[str, Any]] = {}
     for workload in found:
-        entry = previous.get((workload.kind, workload.name)) or {"kind": workload.kind, "name": workload.name}
+        entry = previous.get((workload.kind, workload.name)) or _new_entry(workload)
         entries[(workload.kind, workload.name)] = entry
         if not result.ready or result.secret_name is None:
             continue
@@ -283,18 +193,29 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
             waiting = [_waiting_for(w, entries[(w.kind, w.name)], spec) for w in busy]
             outcome.wake(MAX_FOLLOW_INTERVAL)
         else:
-            paused = _restart(workloads, mark, due, entries, pending, now, outcome, plan)
-            pending = pending if paused else None
+            paused, refused = _restart(workloads, mark, due, entries, pending, now, outcome, plan)
+            pending = pending if paused or refused else None
             if paused:
                 outcome.wake(PAUSED_RECHECK)
+            if refused:
+                outcome.wake(REFUSED_RETRY)
     else:
         pending = None
 
     outcome.entries = [entries[k] for k in sorted(entries)]
     outcome.pending = pending
-    outcome.condition = _condition(outcome.entries, pending, missing, waiting, paused_names=[
+    outcome.condition = _condition(outcome.entries, pending, unresolved, waiting, paused_names=[
         _name(w) for w, _, _ in due if w.paused and pending is not None])
+    if outcome.refused:
+        outcome.condition = {"status": "False", "reason": "RolloutError", "message": "; ".join(outcome.refused)}
     return outcome
+
+
+def _new_entry(workload: Workload) -> dict[str, Any]:
+    entry = {"kind": workload.kind, "name": workload.name}
+    if workload.api_version != APPS_V1:
+        entry["apiVersion"] = workload.api_version
+    return entry
 
 
 def pending_record(pending: Mapping[str, Any] | None, result: SyncResult, now: datetime.datetime) -> dict[str, Any]:
@@ -335,9 +256,12 @@ def _waiting_for(workload: Workload, entry: Mapping[str, Any], spec: BotSecretSp
 
 def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, frozenset[str]]],
              entries: dict[tuple[str, str], dict[str, Any]], pending: Mapping[str, Any],
-             now: datetime.datetime, outcome: RolloutOutcome, plan: VersionPlan | None = None) -> bool:
-    """Patch every due workload that is not paused; answer whether any was paused."""
+             now: datetime.datetime, outcome: RolloutOutcome,
+             plan: VersionPlan | None = None) -> tuple[bool, list[str]]:
+    """Patch every due workload that is not paused; answer whether any was paused, and what the
+    apiserver refused (one refusal must not keep the other workloads from their restart)."""
     any_paused = False
+    refused: list[str] = []
     for workload, value, keys in due:
         entry = entries[(workload.kind, workload.name)]
         if workload.paused:
@@ -347,30 +271,29 @@ def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, fro
             entry.pop("finishedAt", None)
             entry.update(phase="Progressing", message="paused; restarts when it is resumed")
             continue
-        if plan is None:
-            workloads.restart(workload, mark, value)
-        elif not versioned.retarget(workloads, workload.kind, workload.name, workload.template, entry, plan,
-                                    annotation=mark, mark=value):
-            # The data is back to the version the template names: nothing rolls out.
-            entry.update(dataHMAC=value, phase="Complete", message=f"already runs {plan.current}")
+        try:
+            if plan is None or workload.workload_kind.style != "apps":
+                workloads.restart(workload, mark, value)
+            elif not versioned.retarget(workloads, workload.kind, workload.name, workload.template, entry, plan,
+                                        annotation=mark, mark=value):
+                # The data is back to the version the template names: nothing rolls out.
+                entry.update(dataHMAC=value, phase="Complete", message=f"already runs {plan.current}")
+                continue
+        except RestartRefused as e:
+            refused.append(e.describe())  # nothing recorded: still due, tried again
             continue
-        else:
+        if plan is not None and workload.workload_kind.style == "apps":
             metrics.RESTARTS.labels(workload.kind).inc()
         changed = [k for k in pending.get("keys", []) if k in keys] or sorted(keys)
         entry.pop("finishedAt", None)
-        entry.update(dataHMAC=value, phase="Progressing", startedAt=_iso(now), message="restarted",
+        entry.update(dataHMAC=value, mark=value, phase="Progressing", startedAt=_iso(now), message="restarted",
                      restartedFor=changed)
         outcome.events.append(("Normal", "RolloutRestarted",
                                f"restarted {_name(workload)}; changed keys: {', '.join(changed)}"))
         outcome.wake(FOLLOW_INTERVAL)  # follow the rollout just started
-    return any_paused
-
-
-def _own_mark(workload: Workload, mark: str) -> str | None:
-    annotations = (workload.template.get("metadata") or {}).get("annotations") or {}
-    # A rollout an older version started carries the legacy key until the next restart.
-    value = annotations.get(mark, annotations.get(LEGACY_RESTART_ANNOTATION))
-    return None if value is None else str(value)
+    if refused:
+        outcome.refused = refused
+    return any_paused, refused
 
 
 def _follow(workloads: Workloads, found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]],
@@ -379,21 +302,28 @@ def _follow(workloads: Workloads, found: list[Workload], entries: dict[tuple[str
     bodies = {(w.kind, w.name): w for w in found}
     for key, entry in entries.items():
         workload = bodies.get(key)
-        if workload is None or workload.paused or not entry.get("startedAt"):
+        if workload is None or workload.paused or not entry.get("startedAt") or entry.get("phase") == "Conflict":
+            continue  # a conflict stays reported until the next restart
+        elapsed = (now - _parse(entry["startedAt"])).total_seconds()
+        # patched in this cycle: the body read before the patch says nothing about it
+        if elapsed > 0 and entry.get("phase") != "Failed" and _mark_lost(workload, entry, mark):
+            _conflict(workload, entry, mark, now, outcome)
             continue
         if entry.get("phase") == "Failed":
             _look_again(workload, entry, now, outcome)
             continue
         if entry.get("phase") != "Progressing":
             continue
-        elapsed = (now - _parse(entry["startedAt"])).total_seconds()
         # Checked often at first, then less: a rollout that takes long costs few reads.
         interval = max(FOLLOW_INTERVAL, min(MAX_FOLLOW_INTERVAL, elapsed / 4))
         if elapsed <= 0:
             outcome.wake(interval)
-            continue  # patched in this cycle: the body read before the patch says nothing about it
-        phase, message = rollout_phase(workload.kind, workload.body)
-        if _own_mark(workload, mark) != entry.get("dataHMAC"):
+            continue
+        phase, message = workload.workload_kind.phase(workload.body)
+        if phase == "Unknown":
+            entry.update(phase="Unknown", message=message)
+            continue
+        if workload.workload_kind.mark(workload.body, mark) != entry.get("dataHMAC"):
             message += "; the template was changed since by someone else"
         deadline = _deadline(workload, spec)
         restarted = None
@@ -426,6 +356,8 @@ def _follow(workloads: Workloads, found: list[Workload], entries: dict[tuple[str
 
 def _roll_back(workloads: Workloads, workload: Workload, entry: dict[str, Any], plan: VersionPlan, mark: str,
                now: datetime.datetime, why: str, outcome: RolloutOutcome) -> bool:
+    if workload.workload_kind.style != "apps":
+        return False  # Versioned retargets only the apps/v1 kinds; others restart in place
     back_to = versioned.roll_back(workloads, workload.kind, workload.name, workload.template, entry, plan,
                                   annotation=mark, now=_iso(now))
     if back_to is None:
@@ -437,37 +369,80 @@ def _roll_back(workloads: Workloads, workload: Workload, entry: dict[str, Any], 
     return True
 
 
+def _mark_lost(workload: Workload, entry: Mapping[str, Any], mark: str) -> bool:
+    """Whether the mark this operator wrote for the entry's current data is gone from the workload
+    or holds another value. Only entries whose last restart wrote it for that data can tell: not
+    those of older versions (no ``mark``), nor a new baseline taken since (another ``dataHMAC``),
+    nor a template change made another way (strategy Versioned) that left ``mark`` behind."""
+    written = entry.get("mark")
+    return (written is not None and written == entry.get("dataHMAC")
+            and workload.workload_kind.mark(workload.body, mark) != written)
+
+
+def _conflict(workload: Workload, entry: dict[str, Any], mark: str, now: datetime.datetime,
+              outcome: RolloutOutcome) -> None:
+    """Another field manager removed or rewrote the mark: its next write would undo a second
+    restart too, so none is made for this data; one Warning, and the next change tries once more."""
+    rival = rival_manager(workload.body, workload.workload_kind, mark, WORKLOAD_FIELD_MANAGER)
+    who = f"field manager {rival!r}" if rival else "a writer that owns no field there"
+    message = (f"the restart mark was removed or rewritten by {who}; restarted once for this data, "
+               "not again until it changes")
+    entry.update(phase="Conflict", message=message, finishedAt=_iso(now))
+    outcome.events.append(("Warning", "RestartConflict", f"{_name(workload)}: {message}"))
+
+
 def _look_again(workload: Workload, entry: dict[str, Any], now: datetime.datetime, outcome: RolloutOutcome) -> None:
     """A failed rollout is not the end: someone may repair the workload by hand."""
-    phase, message = rollout_phase(workload.kind, workload.body)
+    phase, message = workload.workload_kind.phase(workload.body)
     if phase == "Complete":
         entry.update(phase="Complete", message=f"{message} (after a failed rollout)", finishedAt=_iso(now))
     else:
         outcome.wake(FAILED_RECHECK)
 
 
-def _condition(entries: list[dict[str, Any]], pending: Mapping[str, Any] | None, missing: list[str],
+_UNRESOLVED = (("Forbidden", "forbidden"), ("KindNotServed", "kind not served"), ("TargetNotFound", "not found"))
+
+
+def _unresolved_text(unresolved: list[Unresolved]) -> str:
+    parts = []
+    for reason, words in _UNRESOLVED:
+        named = [str(u) for u in unresolved if u.reason == reason]
+        if named:
+            parts.append(f"{words}: {', '.join(named)}")
+    return "; ".join(parts)
+
+
+def _condition(entries: list[dict[str, Any]], pending: Mapping[str, Any] | None, unresolved: list[Unresolved],
                waiting: list[str], paused_names: list[str]) -> dict[str, Any]:
-    failed = [f"{e['kind']}/{e['name']}" for e in entries if e.get("phase") == "Failed"]
+    def names(phase: str) -> list[str]:
+        return [f"{e['kind']}/{e['name']}" for e in entries if e.get("phase") == phase]
+    failed, progressing, unknown = names("Failed"), names("Progressing"), names("Unknown")
+    conflicts = [f"{e['kind']}/{e['name']}: {e.get('message', '')}" for e in entries if e.get("phase") == "Conflict"]
+    problems = _unresolved_text(unresolved)
+    suffix = "; " + problems if problems else ""
     rolled_back = versioned.rolled_back_condition(entries)
-    progressing = [f"{e['kind']}/{e['name']}" for e in entries if e.get("phase") == "Progressing"]
-    not_found = "; not found: " + ", ".join(missing) if missing else ""
     if failed:
-        return {"status": "False", "reason": "RolloutFailed", "message": "failed: " + ", ".join(failed) + not_found}
+        return {"status": "False", "reason": "RolloutFailed", "message": "failed: " + ", ".join(failed) + suffix}
     if rolled_back is not None:
-        return {**rolled_back, "message": rolled_back["message"] + not_found}
+        return {**rolled_back, "message": rolled_back["message"] + suffix}
     if paused_names:
         return {"status": "False", "reason": "Paused",
-                "message": "paused, restart waits: " + ", ".join(paused_names) + not_found}
+                "message": "paused, restart waits: " + ", ".join(paused_names) + suffix}
     if waiting:
         return {"status": "False", "reason": "WaitingForRollout",
-                "message": "data changed; the restart waits for the rollout of " + ", ".join(waiting) + not_found}
+                "message": "data changed; the restart waits for the rollout of " + ", ".join(waiting) + suffix}
     if pending is not None:
         return {"status": "False", "reason": "Debouncing",
-                "message": "data changed; restart after the debounce" + not_found}
+                "message": "data changed; restart after the debounce" + suffix}
     if progressing:
         return {"status": "False", "reason": "Progressing",
-                "message": "rolling out: " + ", ".join(progressing) + not_found}
-    if missing:
-        return {"status": "False", "reason": "TargetNotFound", "message": "not found: " + ", ".join(missing)}
+                "message": "rolling out: " + ", ".join(progressing) + suffix}
+    if conflicts:
+        return {"status": "False", "reason": "RestartConflict", "message": "; ".join(conflicts) + suffix}
+    if unresolved:
+        reason = next(r for r, _ in _UNRESOLVED if any(u.reason == r for u in unresolved))
+        return {"status": "False", "reason": reason, "message": problems}
+    if unknown:
+        return {"status": "Unknown", "reason": "NotFollowed",
+                "message": f"{', '.join(unknown)}: {NOT_FOLLOWED}"}
     return {"status": "True", "reason": "RolloutComplete", "message": "every target runs the current data"}

@@ -111,7 +111,9 @@ def needs_write(secret: Any | None, owner: Owner, target: Target, data: Mapping[
     if any(live.get(k) != v.reveal() for k, v in data.items()):
         return True
     if target.creation_policy == "Merge":
-        return False
+        # A key this BotSecret applied before and gives no more (a find that no longer lists its
+        # remote secret) must go; the apply drops the keys its field manager no longer sends.
+        return bool(applied_keys(secret, owner) - set(data))
     if secret.type != target.type or set(live) != set(data):
         return True
     labels, annotations = secret.metadata.labels or {}, secret.metadata.annotations or {}
@@ -121,6 +123,18 @@ def needs_write(secret: Any | None, owner: Owner, target: Target, data: Mapping[
         return True
     owned = any(ref.uid == owner.uid for ref in (secret.metadata.owner_references or []))
     return owned != (target.creation_policy == "Owner")
+
+
+def applied_keys(secret: Any, owner: Owner) -> set[str]:
+    """The data keys this BotSecret's field manager owns in the live Secret (its managedFields)."""
+    keys: set[str] = set()
+    for entry in secret.metadata.managed_fields or []:
+        if entry.manager != owner.field_manager or entry.operation != "Apply":
+            continue
+        fields = entry.fields_v1 if isinstance(entry.fields_v1, dict) else {}
+        data = fields.get("f:data")
+        keys |= {k[2:] for k in (data if isinstance(data, dict) else {}) if k.startswith("f:")}
+    return keys
 
 
 def _labels(owner: Owner, target: Target) -> dict[str, str]:

@@ -10,16 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .remote import RemoteRef
 
+if TYPE_CHECKING:
+    from .find_spec import FindItem
+
 __all__ = [
+    "APPS_V1",
+    "BUILTIN_WORKLOAD_KINDS",
     "STORE_KINDS",
     "AwsSource",
     "BotSecretSpec",
     "DataFromItem",
     "DataItem",
+    "GcpFederationSettings",
     "GcpSource",
     "InvalidSpec",
     "RolloutPolicy",
@@ -94,6 +100,8 @@ class SecretRef:
 @dataclass(frozen=True)
 class AwsSource:
     region: str
+    # SecretsManager or ParameterStore (Systems Manager parameters).
+    service: str = "SecretsManager"
     endpoint: str | None = None
     credentials_secret: SecretRef | None = None
     service_account_name: str | None = None
@@ -108,6 +116,22 @@ class GcpSource:
     location: str | None = None
     endpoint: str | None = None
     credentials_secret: SecretRef | None = None
+    # Workload Identity Federation: a token of this ServiceAccount is exchanged at Google's STS.
+    service_account_name: str | None = None
+    federation: GcpFederationSettings | None = None
+
+
+@dataclass(frozen=True)
+class GcpFederationSettings:
+    """``workloadIdentity`` of a GCP store: the pool provider's audience, the audience of the
+    ServiceAccount token (the audience by default), an optional Google service account to
+    impersonate, and endpoints instead of Google's (tests, private access)."""
+
+    audience: str
+    token_audience: str
+    service_account_email: str | None = None
+    sts_endpoint: str | None = None
+    iam_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +194,8 @@ class DataItem:
 class DataFromItem:
     source: str
     remote: RemoteRef
+    # Position in spec.dataFrom, which also holds find entries (kept apart in BotSecretSpec.finds).
+    index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -193,11 +219,24 @@ class Target:
     template: TargetTemplate | None = None
 
 
+# Workload kinds restarted without an apiVersion: the apps/v1 ones.
+APPS_V1 = "apps/v1"
+BUILTIN_WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+# A kind name and an apiVersion of a named API group (the core group's kinds have no pod template
+# to restart: Pods are restarted through what owns them).
+WORKLOAD_KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
+WORKLOAD_API_VERSION = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?")
+
+
 @dataclass(frozen=True)
 class RolloutTarget:
-    kind: Literal["Deployment", "StatefulSet", "DaemonSet"]
+    """One entry of spec.rollout.targets: a workload of any kind whose pods the operator restarts."""
+
+    kind: str
     name: str | None = None
     match_labels: Mapping[str, str] | None = None
+    api_version: str = APPS_V1
 
 
 @dataclass(frozen=True)
@@ -232,6 +271,7 @@ class BotSecretSpec:
     progress_deadline_seconds: float | None = None
     refresh_policy: RefreshPolicy = "Periodic"
     rollout_policy: RolloutPolicy = RolloutPolicy()
+    finds: tuple[FindItem, ...] = ()
 
     def source(self, name: str) -> Source:
         for source in self.sources:
@@ -322,9 +362,10 @@ def _parse_remote_ref(raw: Mapping[str, Any], path: str) -> tuple[RemoteRef, str
         raise InvalidSpec(f"{path}.remoteRef", "is required")
     rpath = f"{path}.remoteRef"
     name = _str(ref, "name", rpath, required=True) or ""
-    if not REMOTE_NAME.fullmatch(name) or any(part in ("", ".", "..") for part in name.split("/")):
+    segments = name.removeprefix("/").split("/")  # Parameter Store hierarchies start with '/'
+    if not REMOTE_NAME.fullmatch(name) or any(part in ("", ".", "..") for part in segments):
         raise InvalidSpec(f"{rpath}.name", f"{name!r} is not a remote secret name (letters, digits and _+=.@:/-, "
-                                           "no empty, '.' or '..' path segment)")
+                                           "no empty, '.' or '..' path segment after an optional leading '/')")
     version = ref.get("version")
     if version is not None:
         version = str(version)
@@ -427,6 +468,24 @@ def _parse_rollout_policy(raw: Mapping[str, Any]) -> RolloutPolicy:
                          max_restarts=_bounded_int(raw, "maxRestarts", path, 1, MAX_RESTARTS_LIMIT))
 
 
+def _parse_target_kind(item: Mapping[str, Any], path: str) -> tuple[str, str]:
+    """A rollout target's kind and apiVersion: apps/v1 for the built-in kinds, required otherwise."""
+    kind = item.get("kind")
+    if not isinstance(kind, str) or not WORKLOAD_KIND.fullmatch(kind):
+        raise InvalidSpec(f"{path}.kind", "must be a kind name such as Deployment, StatefulSet, DaemonSet or Rollout")
+    api_version = item.get("apiVersion")
+    if api_version is None:
+        if kind not in BUILTIN_WORKLOAD_KINDS:
+            raise InvalidSpec(f"{path}.apiVersion", "is required for kinds other than Deployment, StatefulSet and "
+                                                    "DaemonSet (argoproj.io/v1alpha1 for an Argo Rollout)")
+        return kind, APPS_V1
+    if not isinstance(api_version, str) or not WORKLOAD_API_VERSION.fullmatch(api_version):
+        raise InvalidSpec(f"{path}.apiVersion", "must be group/version, such as argoproj.io/v1alpha1")
+    if kind in BUILTIN_WORKLOAD_KINDS and api_version != APPS_V1:
+        raise InvalidSpec(f"{path}.apiVersion", f"must be apps/v1 for kind {kind}")
+    return kind, api_version
+
+
 def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], float, float | None]:
     path = "spec.rollout"
     targets: list[RolloutTarget] = []
@@ -434,9 +493,7 @@ def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], f
         tpath = f"{path}.targets[{i}]"
         if not isinstance(item, Mapping):
             raise InvalidSpec(tpath, "must be an object")
-        kind = item.get("kind")
-        if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
-            raise InvalidSpec(f"{tpath}.kind", "must be Deployment, StatefulSet or DaemonSet")
+        kind, api_version = _parse_target_kind(item, tpath)
         name = _str(item, "name", tpath)
         selector = item.get("selector")
         match_labels = None
@@ -446,7 +503,7 @@ def _parse_rollout(raw: Mapping[str, Any]) -> tuple[tuple[RolloutTarget, ...], f
             match_labels = {str(k): str(v) for k, v in _map(selector, "matchLabels", f"{tpath}.selector").items()}
         if (name is None) == (match_labels is None):
             raise InvalidSpec(tpath, "must set exactly one of name, selector")
-        targets.append(RolloutTarget(kind=kind, name=name, match_labels=match_labels))
+        targets.append(RolloutTarget(kind=kind, name=name, match_labels=match_labels, api_version=api_version))
     debounce = parse_duration(raw["debounce"], f"{path}.debounce") if "debounce" in raw else 10.0
     deadline = None
     if raw.get("progressDeadline") is not None:
@@ -481,13 +538,26 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
         raise InvalidSpec("spec.data", f"keys must be unique, repeated: {', '.join(duplicates)}")
 
     data_from: list[DataFromItem] = []
+    finds: list[FindItem] = []
     for i, raw in enumerate(_list(spec, "dataFrom", "spec")):
         path = f"spec.dataFrom[{i}]"
         if not isinstance(raw, Mapping):
             raise InvalidSpec(path, "must be an object")
+        source = _resolve_source(raw, path, names)
+        if raw.get("find") is not None:
+            # find_spec builds on this module's helpers, so it is imported when first needed.
+            from .find_spec import FindItem, parse_find, parse_rewrites
+
+            if raw.get("remoteRef") is not None:
+                raise InvalidSpec(path, "set remoteRef or find, not both")
+            finds.append(FindItem(index=i, source=source, query=parse_find(raw["find"], f"{path}.find"),
+                                  rewrite=parse_rewrites(raw, path)))
+            continue
+        if raw.get("rewrite"):
+            raise InvalidSpec(f"{path}.rewrite", "applies to find entries only")
         remote, _ = _parse_remote_ref(raw, path)
-        data_from.append(DataFromItem(source=_resolve_source(raw, path, names), remote=remote))
-    if not data and not data_from:
+        data_from.append(DataFromItem(source=source, remote=remote, index=i))
+    if not data and not data_from and not finds:
         raise InvalidSpec("spec.data", "spec.data or spec.dataFrom must name at least one remote secret")
 
     refresh = DEFAULT_REFRESH_SECONDS
@@ -521,4 +591,6 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
         progress_deadline_seconds=progress_deadline,
         refresh_policy=refresh_policy,
         rollout_policy=rollout_policy,
+        finds=tuple(finds),
     )
+

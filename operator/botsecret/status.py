@@ -8,7 +8,9 @@ from typing import Any
 
 from .reconcile import SyncResult
 
-__all__ = ["condition", "events_for", "log_line", "ready_condition", "rollout_status_patch", "status_patch"]
+__all__ = [
+    "condition", "events_for", "found_status", "log_line", "ready_condition", "rollout_status_patch", "status_patch",
+]
 
 
 def condition(kind: str, status: str, reason: str, message: str, *, generation: int, now: str,
@@ -55,12 +57,23 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
             {"key": o.key, "source": o.source, "remoteName": o.remote_name, "version": o.version}
             for o in result.origins
         ]
+        if result.spec is not None and result.found is not None:
+            patch["found"] = found_status(result)
     if result.ready and result.fetched:
         patch["syncedAt"] = now
         if result.written:
             patch["writtenAt"] = now
     changed = {k: v for k, v in patch.items() if current.get(k) != v}
     return changed or None
+
+
+def found_status(result: SyncResult) -> list[dict[str, Any]]:
+    """What each find matched at the last successful sync: names, versions and keys, never values."""
+    assert result.spec is not None and result.found is not None
+    return [{"dataFrom": item.index, "source": item.source, "matches": [
+        {"name": o.remote_name, "version": o.version, "key": o.key}
+        for o in sorted(result.found, key=lambda o: o.remote_name) if o.found_by == item.index]}
+        for item in result.spec.finds]
 
 
 def _add_rollout(patch: dict[str, Any], conditions: list[dict[str, Any]], current: Mapping[str, Any],

@@ -14,6 +14,7 @@ from typing import Any
 
 from .spec import (
     AwsSource,
+    GcpFederationSettings,
     GcpSource,
     InvalidSpec,
     ProviderConfig,
@@ -25,7 +26,9 @@ from .spec import (
     object_name,
 )
 
-__all__ = ["NamespaceCondition", "StoreSpec", "parse_store", "plain_http_addresses"]
+AWS_SERVICES = ("SecretsManager", "ParameterStore")
+
+__all__ = ["AWS_SERVICES", "NamespaceCondition", "StoreSpec", "parse_store", "plain_http_addresses"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,12 @@ def _secret_ref(conf: Mapping[str, Any], key: str, path: str, *, home: str | Non
 
 
 def _aws(conf: Mapping[str, Any], path: str, home: str | None) -> AwsSource:
+    service = conf.get("service", "SecretsManager")
+    if service not in AWS_SERVICES:
+        raise InvalidSpec(f"{path}.service", "must be SecretsManager or ParameterStore")
     provider = AwsSource(
         region=_str(conf, "region", path, required=True) or "",
+        service=service,
         endpoint=_str(conf, "endpoint", path),
         credentials_secret=_secret_ref(conf, "credentialsSecretRef", path, home=home),
         service_account_name=object_name(conf, "serviceAccountName", path),
@@ -100,12 +107,33 @@ def _aws(conf: Mapping[str, Any], path: str, home: str | None) -> AwsSource:
 
 
 def _gcp(conf: Mapping[str, Any], path: str, home: str | None) -> GcpSource:
-    return GcpSource(
+    federation = None
+    if conf.get("workloadIdentity") is not None:
+        wpath = f"{path}.workloadIdentity"
+        wif = _map(conf, "workloadIdentity", path)
+        audience = _str(wif, "audience", wpath, required=True) or ""
+        federation = GcpFederationSettings(
+            audience=audience, token_audience=_str(wif, "tokenAudience", wpath) or audience,
+            service_account_email=_str(wif, "serviceAccountEmail", wpath),
+            sts_endpoint=_str(wif, "stsEndpoint", wpath), iam_endpoint=_str(wif, "iamEndpoint", wpath))
+        for name, url in (("stsEndpoint", federation.sts_endpoint), ("iamEndpoint", federation.iam_endpoint)):
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise InvalidSpec(f"{wpath}.{name}", "must start with http:// or https://")
+        if federation.service_account_email is not None and "@" not in federation.service_account_email:
+            raise InvalidSpec(f"{wpath}.serviceAccountEmail", "must be a service account's email address")
+    provider = GcpSource(
         project=_str(conf, "project", path, required=True) or "",
         location=_str(conf, "location", path),
         endpoint=_str(conf, "endpoint", path),
         credentials_secret=_secret_ref(conf, "credentialsSecretRef", path, home=home),
+        service_account_name=object_name(conf, "serviceAccountName", path),
+        federation=federation,
     )
+    if (provider.federation is None) != (provider.service_account_name is None):
+        raise InvalidSpec(path, "workloadIdentity and serviceAccountName go together (Workload Identity Federation)")
+    if provider.federation and provider.credentials_secret:
+        raise InvalidSpec(path, "set either credentialsSecretRef or serviceAccountName with workloadIdentity, not both")
+    return provider
 
 
 def _vault(conf: Mapping[str, Any], path: str, home: str | None) -> VaultSource:
@@ -152,6 +180,10 @@ def plain_http_addresses(provider: ProviderConfig) -> list[str]:
     """The fields of a provider's settings that send requests over plain HTTP."""
     fields = {"endpoint": getattr(provider, "endpoint", None), "stsEndpoint": getattr(provider, "sts_endpoint", None),
               "address": getattr(provider, "address", None)}
+    federation = getattr(provider, "federation", None)
+    if federation is not None:
+        fields["workloadIdentity.stsEndpoint"] = federation.sts_endpoint
+        fields["workloadIdentity.iamEndpoint"] = federation.iam_endpoint
     return [name for name, url in fields.items() if isinstance(url, str) and url.lower().startswith("http://")]
 
 

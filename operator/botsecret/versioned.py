@@ -104,6 +104,7 @@ def roll_back(patcher: Patcher, kind: str, name: str, template: Mapping[str, Any
     entry["rolledBackAt"] = now
     entry.pop("previousSecretName", None)
     entry.pop("previousMark", None)
+    entry.pop("mark", None)  # the template carries the previous mark again, on purpose: no RestartConflict
     return str(previous)
 
 

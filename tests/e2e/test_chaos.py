@@ -214,17 +214,40 @@ EXTRA_REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ("debounce-garbage", _botsecret("x13", _good_spec(rollout={"targets": [{"kind": "Deployment", "name": "app"}], "debounce": "later"})),
      "spec.rollout.debounce", "should match"),
     ("rollout-target-kind-pod", _botsecret("x14", _good_spec(rollout={"targets": [{"kind": "Pod", "name": "app"}]})),
-     "spec.rollout.targets[0].kind", "Unsupported value"),
-    ("rollout-strategy-unknown", _botsecret("x15", _good_spec(rollout={"strategy": "BlueGreen"})),
+     "spec.rollout.targets[0].apiVersion", "apiVersion is required"),
+    ("rollout-strategy-unknown", _botsecret("x30", _good_spec(rollout={"strategy": "BlueGreen"})),
      "spec.rollout.strategy", "Unsupported value"),
-    ("rollout-failure-policy-unknown", _botsecret("x16", _good_spec(rollout={"failurePolicy": "Retry"})),
+    ("rollout-failure-policy-unknown", _botsecret("x31", _good_spec(rollout={"failurePolicy": "Retry"})),
      "spec.rollout.failurePolicy", "Unsupported value"),
-    ("rollout-keep-one-version", _botsecret("x17", _good_spec(rollout={"keepVersions": 1})),
+    ("rollout-keep-one-version", _botsecret("x32", _good_spec(rollout={"keepVersions": 1})),
      "spec.rollout.keepVersions", "should be greater than or equal to 2"),
-    ("rollout-keep-versions-a-string", _botsecret("x18", _good_spec(rollout={"keepVersions": "3"})),
+    ("rollout-keep-versions-a-string", _botsecret("x33", _good_spec(rollout={"keepVersions": "3"})),
      "spec.rollout.keepVersions", "must be of type integer"),
-    ("rollout-max-restarts-zero", _botsecret("x19", _good_spec(rollout={"maxRestarts": 0})),
+    ("rollout-max-restarts-zero", _botsecret("x34", _good_spec(rollout={"maxRestarts": 0})),
      "spec.rollout.maxRestarts", "should be greater than or equal to 1"),
+    # spec.dataFrom[].find and rewrite
+    ("find-and-remote-ref", _botsecret("x15", _good_spec(dataFrom=[{"find": {"path": "bots/"}, "remoteRef": {"name": "r"}}])),
+     "spec.dataFrom[0]", "set exactly one of remoteRef, find"),
+    ("find-selecting-nothing", _botsecret("x16", _good_spec(dataFrom=[{"find": {}}])),
+     "spec.dataFrom[0].find", "find must select by at least one of path, name.regexp, tags"),
+    ("find-max-matches-over-1000", _botsecret("x17", _good_spec(dataFrom=[{"find": {"path": "b", "maxMatches": 5000}}])),
+     "spec.dataFrom[0].find.maxMatches", "less than or equal to 1000"),
+    ("rewrite-without-find", _botsecret("x18", _good_spec(dataFrom=[{"remoteRef": {"name": "r"}, "rewrite": [{"stripPrefix": "r"}]}])),
+     "spec.dataFrom[0].rewrite", "rewrite applies to find entries only"),
+    ("rewrite-regexp-and-strip-prefix", _botsecret("x19", _good_spec(dataFrom=[{"find": {"path": "b"}, "rewrite": [
+        {"stripPrefix": "b", "regexp": {"source": "x"}}]}])), "spec.dataFrom[0].rewrite[0]", "set exactly one of regexp, stripPrefix"),
+    ("rollout-target-argo-without-api-version", _botsecret("x20", _good_spec(rollout={"targets": [
+        {"kind": "Rollout", "name": "app"}]})), "spec.rollout.targets[0].apiVersion", "argoproj.io/v1alpha1 for an Argo Rollout"),
+    ("rollout-target-api-version-a-number", _botsecret("x21", _good_spec(rollout={"targets": [
+        {"apiVersion": 1, "kind": "Rollout", "name": "app"}]})), "spec.rollout.targets[0].apiVersion", "must be of type string"),
+    ("rollout-target-api-version-without-version", _botsecret("x22", _good_spec(rollout={"targets": [
+        {"apiVersion": "argoproj.io", "kind": "Rollout", "name": "app"}]})), "spec.rollout.targets[0].apiVersion", "should match"),
+    ("rollout-target-kind-with-a-slash", _botsecret("x23", _good_spec(rollout={"targets": [
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "argoproj.io/Rollout", "name": "app"}]})),
+     "spec.rollout.targets[0].kind", "should match"),
+    ("rollout-target-statefulset-of-another-group", _botsecret("x24", _good_spec(rollout={"targets": [
+        {"apiVersion": "example.com/v1", "kind": "StatefulSet", "name": "app"}]})),
+     "spec.rollout.targets[0].apiVersion", "are apps/v1"),
 ]
 
 
@@ -305,6 +328,19 @@ def test_bad_input_is_refused_or_reported_and_disturbs_nothing(
     report("values-over-the-size-limit", "r-big", {"sources": [{"name": "vault", "storeRef": store_ref("vault")}],
                                                    "data": [{"key": f"BIG{i}", "remoteRef": {"name": f"{namespace}/big{i}", "property": "v"}}
                                                             for i in range(2)]}, "DataTooLarge", "a Secret holds at most")
+
+    # A find the schema cannot judge: a regular expression, groups a rewrite names, what a provider can select by.
+    finds = {"find": {"path": f"{namespace}/"}}
+    report("find-regexp-python-refuses", "r-find-regexp", _good_spec(data=[], dataFrom=[{"find": {"name": {"regexp": "(?<=a+)b"}}}]),
+           "InvalidSpec", "spec.dataFrom[0].find.name.regexp")
+    report("rewrite-naming-a-missing-group", "r-rewrite-group", _good_spec(data=[], dataFrom=[{
+        **finds, "rewrite": [{"regexp": {"source": "^(.*)$", "target": "$2"}}]}]),
+        "InvalidSpec", "spec.dataFrom[0].rewrite[0].regexp.target")
+    report("find-by-tags-on-vault", "r-find-vault-tags", {"sources": [{"name": "vault", "storeRef": store_ref("vault")}],
+                                                          "dataFrom": [{"find": {"path": f"{namespace}/", "tags": {"a": "b"}}}]},
+           "InvalidSpec", "spec.dataFrom[0].find.tags")
+    report("find-over-max-matches", "r-find-many", _good_spec(data=[], dataFrom=[{"find": {"path": f"{namespace}/", "maxMatches": 1}}]),
+           "TooManyMatches", "maxMatches")
 
     # Stores accepted at admission that cannot work; the BotSecret using each one names the field.
     bad_stores = {

@@ -188,6 +188,20 @@ def test_rendered_clusterrole_rules_equal_the_manifests(
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-botsecret-operator", "namespace": "ops"}]
 
 
+def test_extra_rules_extend_the_operators_cluster_role(
+    helm: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path,
+) -> None:
+    argo = {"apiGroups": ["argoproj.io"], "resources": ["rollouts"], "verbs": ["get", "list", "patch"]}
+    assert argo in manifest_rules(), "Argo Rollouts are granted without extraRules"
+    extra = [{"apiGroups": ["example.com"], "resources": ["botrunners"], "verbs": ["get", "list", "patch"]}]
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"rbac": {"extraRules": extra}}))
+    assert one(render(helm, "--values", str(values)), "ClusterRole")["rules"] == [*manifest_rules(), *extra]
+    values.write_text(yaml.safe_dump({"rbac": {"extraRules": [{"apiGroups": ["example.com"], "verbs": ["get"]}]}}))
+    done = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--values", str(values), check=False)
+    assert done.returncode != 0 and "resources" in done.stderr, done.stderr
+
+
 def test_leader_election_can_be_turned_off_for_one_replica_only(
     helm: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:

@@ -135,6 +135,30 @@ def test_list_pagers_walk_every_page(client: Any) -> None:
     assert [v.name.rsplit("/", 1)[-1] for v in versions] == ["3", "2", "1"]
 
 
+def test_list_filters_by_name_and_labels_and_refuses_what_it_does_not_understand(client: Any) -> None:
+    parent = f"projects/filter-{secrets.token_hex(4)}"
+    for secret_id, labels in (("bots-token", {"team": "bots"}), ("bots-key", {"team": "bots", "env": "prod"}),
+                              ("other-token", {"team": "other"}), ("bots-decoy", {"team": "bots-team"})):
+        client.create_secret(request={"parent": parent, "secret_id": secret_id,
+                                      "secret": {"replication": {"automatic": {}}, "labels": labels}}, **NO_RETRY)
+
+    def listed(text: str) -> set[str]:
+        pager = client.list_secrets(request={"parent": parent, "filter": text}, **NO_RETRY)
+        return {s.name.rsplit("/", 1)[-1] for s in pager}
+
+    assert listed("") == {"bots-token", "bots-key", "other-token", "bots-decoy"}
+    assert listed("name:bots-") == {"bots-token", "bots-key", "bots-decoy"}
+    assert listed("name:bots- AND labels.team=bots") == {"bots-token", "bots-key"}
+    assert listed("labels.team=bots labels.env=prod") == {"bots-key"}
+    assert listed('labels.team="bots-team"') == {"bots-decoy"}
+    assert listed("labels.team:bots") == {"bots-token", "bots-key", "bots-decoy"}
+    assert listed("labels.env:*") == {"bots-key"}
+    for refused in ("labels.team=bots OR labels.team=other", "NOT labels.team=bots", "(name:bots)",
+                    "create_time>2020", "name=bots-token"):
+        with pytest.raises(gexc.InvalidArgument):
+            listed(refused)
+
+
 def test_payload_checksums(client: Any) -> None:
     secret = _new_secret(client)
     value = secret_value("gcp_smoke_crc").encode()

@@ -15,7 +15,7 @@ from tests.harness.cluster import ControlPlane
 from tests.harness.cluster_fixtures import Kube
 from tests.harness.host_changes import HostSnapshot
 from tests.harness.leaks import secret_value
-from tests.harness.node import Node, missing_requirements
+from tests.harness.node import Node, host_lock, missing_requirements
 from tests.harness.node_fixtures import bot_deployment, digest, wait_for_bot_digests, wait_for_deployment_pods
 from tests.harness.waiting import wait_for
 
@@ -28,15 +28,17 @@ def test_a_node_that_fails_to_start_leaves_the_host_as_it_was(cluster: ControlPl
     reason = missing_requirements()
     if reason:
         pytest.skip(f"no node on this host: {reason}")
-    before = HostSnapshot.take()
-    # The kubelet refuses an unknown flag: by then the lock, the bridge, containerd with its
-    # images and the RBAC are in place, and all of it must be undone.
+    # The kubelet refuses an unknown flag: by then the bridge, containerd with its images and the
+    # RBAC are in place, and all of it must be undone. The node lock is held around the whole
+    # check, so no other test run's node changes the host meanwhile.
     broken = Node(cluster=cluster, kube=kube, scratch=artifacts / "node-failing", kubelet_args=["--no-such-flag"])
-    with pytest.raises(RuntimeError, match="unknown flag: --no-such-flag"):
-        broken.start()
-    assert (artifacts / "node-failing" / "containerd.log").exists(), "the start failed before it changed the host"
-    assert broken.ledger.steps == []
-    assert before.differences() == []
+    with host_lock():
+        before = HostSnapshot.take()
+        with pytest.raises(RuntimeError, match="unknown flag: --no-such-flag"):
+            broken.start()
+        assert (artifacts / "node-failing" / "containerd.log").exists(), "the start failed before it changed the host"
+        assert broken.ledger.steps == []
+        assert before.differences() == []
 
 
 def test_two_bots_see_a_rotated_credential_through_one_new_replicaset(

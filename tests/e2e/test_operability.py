@@ -3,6 +3,7 @@ metrics scraped while it works."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -160,7 +161,6 @@ def test_render_each_format_with_exact_bytes(
     assert secret.out_bytes.startswith(
         f'apiVersion: v1\nkind: Secret\nmetadata:\n  name: "bot-env"\n  namespace: "{namespace}"\ntype: "Opaque"\ndata:\n'.encode())
     manifest = yaml.safe_load(secret.out_bytes)
-    import base64
 
     assert {k: base64.b64decode(v).decode() for k, v in manifest["data"].items()} == values
     # The manifest applies as it is, and holds the same bytes as the BotSecret would sync.
@@ -279,3 +279,73 @@ def test_throttled_and_missing_reads_are_counted_and_ready_drops(
                  what="the deleted BotSecret's series dropped")
     finally:
         proxy.stop()
+
+
+def test_check_classifies_a_gcp_certificate_it_does_not_trust_as_tls(
+    operator: Any, namespace: str, cluster: ControlPlane, gcp_tls: Any, artifacts: Path, tmp_path: Path,
+) -> None:
+    # The CLI runs without the fake's CA among its roots: the handshake fails on the certificate.
+    key = gcp_tls.auth.issue_key("bots")
+    from tests.harness import leaks
+
+    leaks.ISSUED.append(json.loads(key)["private_key"])
+    docs = [
+        store_body("BotSecretStore", "gcp", {"gcp": {"project": "bots", "endpoint": gcp_tls.endpoint,
+                                                      "credentialsSecretRef": {"name": "gcp-key"}}}),
+        credentials("gcp-key", {"credentials.json": key.decode()}),
+        botsecret_doc("bot", ["gcp"], [{"key": "G", "source": "gcp", "remoteRef": {"name": "anything"}}]),
+    ]
+    run = botsecret(artifacts, cluster.admin_kubeconfig, "check", "-f", str(write(tmp_path / "gcp.yaml", docs)),
+                    "-n", namespace)
+    assert run.code == 1, run
+    table = rows(run.out)
+    assert table["G"][-2] == "TLS", table
+    assert "caBundle or caSecretRef" in table["G"][-1]
+
+
+def test_render_applies_the_target_template_as_the_operator_writes_the_secret(
+    kube: Kube, operator: Any, namespace: str, cluster: ControlPlane, aws: MotoServer, artifacts: Path, tmp_path: Path,
+) -> None:
+    token, user = secret_value("render_tpl_token"), secret_value("render_tpl_user")
+    remote = f"{namespace}/tpl"
+    aws.client().create_secret(Name=remote, SecretString=json.dumps({"token": token, "user": user}))
+    spec = {"sources": [{"name": "aws", "storeRef": {"name": "aws"}}],
+            "dataFrom": [{"remoteRef": {"name": remote}}],
+            "target": {"name": "bot-env", "template": {
+                "data": {"DSN": "bot://{{ user }}:{{ token }}@x\n", "TOKEN_B64": "{{ token | b64enc }}"}}}}
+    docs = [aws_store("aws", aws.endpoint), credentials("aws-creds", {"accessKeyId": "testing", "secretAccessKey": "testing"}),
+            {**botsecret_doc("bot", ["aws"], []), "spec": spec}]
+    path = str(write(tmp_path / "tpl.yaml", docs))
+    run = botsecret(artifacts, cluster.admin_kubeconfig, "render", "-f", path, "-n", namespace, "--format", "json")
+    assert run.code == 0, run.err
+    rendered = json.loads(run.out_bytes)
+
+    # The operator's Secret for the same spec, through the same store.
+    for doc in docs[:2]:
+        if doc["kind"] == "Secret":
+            kube.core.create_namespaced_secret(namespace, doc)
+        else:
+            kube.custom.create_namespaced_custom_object("botsecret.dev", "v1alpha1", namespace, "botsecretstores", doc)
+    bs.create(kube, namespace, "bot", spec)
+    bs.wait_ready(kube, namespace, "bot", reason="Synced", timeout=60)
+    written = bs.secret_data(kube, namespace, "bot-env")
+    assert written is not None
+    assert rendered == {k: v.decode() for k, v in written.items()}
+    assert rendered == {"DSN": f"bot://{user}:{token}@x\n", "TOKEN_B64": base64.b64encode(token.encode()).decode()}
+
+
+def test_the_oldest_unsynced_change_grows_while_a_botsecret_is_stuck_and_is_zero_once_it_syncs(
+    kube: Kube, operator: Any, namespace: str, aws: MotoServer,
+) -> None:
+    metric = "botsecret_oldest_unsynced_change_age_seconds"
+    wait_for(lambda: operator.metric(metric) == 0, timeout=120, what="no change waiting before the test")
+    remote = f"{namespace}/late"
+    bs.create(kube, namespace, "stuck", {"sources": [bs.aws_source(kube, namespace, aws.endpoint)],
+                                         "data": [{"key": "K", "remoteRef": {"name": remote}}]})
+    bs.wait_ready(kube, namespace, "stuck", status="False", reason="MissingKeys", timeout=60)
+    first = wait_for(lambda: operator.metric(metric), timeout=30, what=f"{metric} > 0")
+    wait_for(lambda: operator.metric(metric) >= first + 2, timeout=60, what=f"{metric} growing")
+
+    aws.client().create_secret(Name=remote, SecretString=secret_value("unsynced"))
+    bs.wait_ready(kube, namespace, "stuck", reason="Synced", timeout=90)
+    wait_for(lambda: operator.metric(metric) == 0, timeout=30, what=f"{metric} back to 0")

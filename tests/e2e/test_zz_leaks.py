@@ -5,7 +5,8 @@ scans what the cluster and the operator produced: every BotSecret (annotations, 
 every event, the metadata of every Secret, every workload, pod and ConfigMap (of namespaces still
 there, and of those captured before a test deleted them), the operator's whole log output and
 metrics, the output of every `botsecret` command the tests ran (but render's values), the node's
-logs and every pod's log (tests/harness/node.py keeps them after their pods are gone), and the
+logs and every pod's log (tests/harness/node.py keeps them after their pods are gone), `make demo`'s
+output and its world's logs, its node's and pods' included (tests/e2e/test_demo.py), and the
 control plane's logs with the apiserver's audit log, which holds the body of
 every write the operator made to anything but a Secret. Each value is searched as itself,
 JSON-escaped and base64-encoded (tests/harness/leaks.py).
@@ -36,7 +37,8 @@ def operator_texts(artifacts: Path) -> dict[str, str]:
     """The operator's output, the control plane's logs (apiserver audit log included), and the
     node's: its daemons' logs and every pod's log, kept after the pod is gone."""
     logs = [*artifacts.glob("operator*.log"), *(artifacts / "cluster").glob("*.log"),
-            *(artifacts / "cli").glob("*.log"), *node_log_files(artifacts / "node")]
+            *(artifacts / "cli").glob("*.log"), *node_log_files(artifacts / "node"),
+            *(artifacts / "demo").rglob("*.log")]  # the demo's node and pod logs are among them
     return {f"log {p.relative_to(artifacts)}": p.read_text(errors="replace") for p in logs}
 
 

@@ -79,6 +79,8 @@ def audit_policy() -> dict[str, Any]:
         {"group": "", "resources": ["events"]},
         {"group": "events.k8s.io", "resources": ["events"]},
         {"group": "apps", "resources": ["deployments", "statefulsets", "daemonsets"]},
+        {"group": "argoproj.io", "resources": ["rollouts"]},
+        {"group": "example.botsecret.dev", "resources": ["botrunners"]},  # tests/data/botrunner-crd.yaml
     ]
     return {
         "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],

@@ -98,6 +98,8 @@ class GcpSecretManagerFake:
         self.tls = tls
         self.auth = auth
         self.calls: Counter[str] = Counter()
+        # The filter of every ListSecrets request, in order ("" for none).
+        self.list_filters: list[str] = []
         self.outage: grpc.StatusCode | None = None
         self.latency: float = 0.0
         # Makes AccessSecretVersion send a wrong data_crc32c, as a corrupting proxy would.
@@ -154,18 +156,26 @@ class GcpSecretManagerFake:
         with self._lock:
             self._failures.extend([(code, method)] * count)
 
+    def reset_failures(self) -> None:
+        """Forget injected failures, keeping the secrets."""
+        with self._lock:
+            self._failures.clear()
+            self.outage = None
+
     def reset(self) -> None:
         """Forget every secret, injected failure and counter."""
         with self._lock:
             self._secrets.clear()
             self._failures.clear()
             self.calls.clear()
+            self.list_filters.clear()
             self.outage = None
             self.latency = 0.0
             self.corrupt_checksums = False
 
-    def put(self, project: str, secret_id: str, data: bytes, *, location: str | None = None) -> str:
-        """Seed a value without going through gRPC; creates the secret if needed.
+    def put(self, project: str, secret_id: str, data: bytes, *, location: str | None = None,
+            labels: dict[str, str] | None = None) -> str:
+        """Seed a value without going through gRPC; creates the secret if needed (with ``labels``).
 
         Returns the new version's full name.
         """
@@ -174,7 +184,7 @@ class GcpSecretManagerFake:
         with self._lock:
             if name not in self._secrets:
                 replication = None if location else types.Replication(automatic=types.Replication.Automatic())
-                message = types.Secret(name=name, replication=replication, create_time=_now())
+                message = types.Secret(name=name, replication=replication, create_time=_now(), labels=labels or {})
                 self._secrets[name] = _Secret(message)
             return self._add_version(self._secrets[name], data, client_checksum=False).name
 
@@ -337,8 +347,14 @@ class GcpSecretManagerFake:
             _abort(context, _INVALID, f"Invalid resource field value in the request: "
                    f"{request.parent}")
         prefix = f"{request.parent}/secrets/"
+        try:
+            selected = _list_filter(request.filter)
+        except ValueError as e:
+            _abort(context, _INVALID, f"Invalid filter: {e}")
         with self._lock:
-            found = [types.Secret(s.message) for name, s in self._secrets.items() if name.startswith(prefix)]
+            found = [types.Secret(s.message) for name, s in self._secrets.items()
+                     if name.startswith(prefix) and selected(s.message)]
+        self.list_filters.append(request.filter)
         page, token = _page(found, request.page_size, request.page_token, context)
         return types.ListSecretsResponse(secrets=page, next_page_token=token, total_size=len(found))
 
@@ -413,6 +429,43 @@ class GcpSecretManagerFake:
     def _destroy(self, request: types.DestroySecretVersionRequest,
                  context: grpc.ServicerContext) -> types.SecretVersion:
         return self._change_state(request.name, context, State.DESTROYED)
+
+
+# One term of the filter syntax ListSecrets documents, as far as this fake understands it:
+# ``name:<text>`` (the resource name contains it), ``labels.<key>=<value>``, ``labels.<key>:<value>``
+# and ``labels.<key>:*`` (the label is present); values bare or in double quotes. Terms are joined
+# by AND (or a space, which means AND too). Anything else (OR, NOT, parentheses, other fields) is
+# refused, so a filter the operator sends that this fake cannot judge fails loudly instead of
+# matching everything.
+_TERM = re.compile(r'^(?P<field>name|labels\.[a-z0-9_-]+)(?P<op>[:=])(?P<value>"[^"]*"|[^\s"()]+)$')
+
+
+def _list_filter(text: str) -> Callable[[types.Secret], bool]:
+    terms: list[tuple[str, str, str]] = []
+    for word in [w for w in re.split(r"\s+AND\s+|\s+", text.strip()) if w]:
+        term = _TERM.match(word)
+        if not term:
+            raise ValueError(f"unsupported term {word!r}")
+        value = term["value"][1:-1] if term["value"].startswith('"') else term["value"]
+        if term["field"] == "name" and term["op"] != ":":
+            raise ValueError("name supports ':' only")
+        terms.append((term["field"], term["op"], value))
+
+    def selected(secret: types.Secret) -> bool:
+        for field_name, op, value in terms:
+            if field_name == "name":
+                if value not in secret.name:
+                    return False
+                continue
+            label = field_name.split(".", 1)[1]
+            if label not in secret.labels:
+                return False
+            actual = secret.labels[label]
+            if (op == "=" and actual != value) or (op == ":" and value != "*" and value not in actual):
+                return False
+        return True
+
+    return selected
 
 
 def _page(items: list[Any], page_size: int, page_token: str,

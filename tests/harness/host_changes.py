@@ -44,9 +44,9 @@ class HostNotRestored(RuntimeError):
 class Ledger:
     """Undo steps of the host changes made so far, run newest first."""
 
-    steps: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    steps: list[tuple[str, Callable[[], object]]] = field(default_factory=list)
 
-    def record(self, what: str, undo: Callable[[], None]) -> None:
+    def record(self, what: str, undo: Callable[[], object]) -> None:
         self.steps.append((what, undo))
 
     def undo(self) -> None:

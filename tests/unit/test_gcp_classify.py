@@ -7,7 +7,7 @@ from google.api_core import exceptions as gexc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 
-from botsecret.providers.base import NotFound, Throttled
+from botsecret.providers.base import NotFound, Throttled, TlsError, Unavailable
 from botsecret.providers.gcp import _classify
 
 SHOWN = "gcp secret 'x' version latest"
@@ -32,3 +32,15 @@ def test_disabled_and_destroyed_versions_name_their_state() -> None:
     destroyed = _classify(gexc.FailedPrecondition("Secret Version [...] is in DESTROYED state."), SHOWN)
     assert isinstance(disabled, NotFound) and disabled.message == f"{SHOWN} is disabled"
     assert isinstance(destroyed, NotFound) and destroyed.message == f"{SHOWN} is destroyed"
+
+
+def test_an_untrusted_certificate_is_a_tls_error_not_an_outage() -> None:
+    # What grpc answers when the server's certificate does not verify (seen against the TLS fake).
+    message = ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:33425: Ssl handshake failed "
+               "(TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL routines:OPENSSL_internal:"
+               "CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate: OK")
+    error = _classify(gexc.ServiceUnavailable(message), SHOWN)
+    assert isinstance(error, TlsError)
+    assert error.message == f"{SHOWN}: TLS handshake failed (server certificate not trusted, or the server does not speak TLS)"
+    assert isinstance(_classify(gexc.ServiceUnavailable("failed to connect to all addresses"), SHOWN), Unavailable)
+    assert not isinstance(_classify(gexc.ServiceUnavailable("failed to connect to all addresses"), SHOWN), TlsError)

@@ -85,3 +85,54 @@ def test_log_format_text_json_and_the_json_logs_alias() -> None:
     assert log_format(parsed("--json-logs")) == "json"
     with pytest.raises(SystemExit):
         parsed("--log-format", "xml")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_oldest_unsynced_change_grows_while_stuck_and_is_zero_once_synced() -> None:
+    clock = Clock()
+    changes = metrics.UnsyncedChanges(clock=clock)
+    assert changes.oldest_age() == 0.0
+    changes.seen("ns", "a")  # a spec edit, a force-sync or a failure
+    clock.now += 5
+    changes.seen("ns", "b")
+    changes.seen("ns", "a")  # still the same unsynced change: its age keeps counting from the first
+    clock.now += 10
+    assert changes.oldest_age() == 15.0
+    changes.synced("ns", "a")
+    assert changes.oldest_age() == 10.0
+    changes.synced("ns", "b")
+    assert changes.oldest_age() == 0.0
+
+
+def test_the_oldest_unsynced_change_gauge_follows_sync_outcomes() -> None:
+    metrics.sync_outcome("unit", "stuck", ready=False)
+    assert sample("botsecret_oldest_unsynced_change_age_seconds") >= 0.0
+    assert metrics.UNSYNCED.oldest_age() >= 0.0 and ("unit", "stuck") in metrics.UNSYNCED.pending()
+    metrics.sync_outcome("unit", "stuck", ready=True)
+    assert ("unit", "stuck") not in metrics.UNSYNCED.pending()
+    metrics.sync_outcome("unit", "gone", ready=False)
+    metrics.forget("unit", "gone")
+    assert ("unit", "gone") not in metrics.UNSYNCED.pending()
+
+
+def test_a_body_with_an_edit_or_a_force_sync_not_yet_handled_is_an_unsynced_change() -> None:
+    synced = {"metadata": {"generation": 2, "annotations": {"botsecret.dev/force-sync": "x"}},
+              "status": {"observedGeneration": 2, "forceSyncHandled": "x"}}
+    assert not metrics.unsynced_change(synced)
+    assert metrics.unsynced_change({**synced, "metadata": {**synced["metadata"], "generation": 3}})
+    assert metrics.unsynced_change({**synced, "metadata": {"generation": 2, "annotations": {
+        "botsecret.dev/force-sync": "y"}}})
+    assert metrics.unsynced_change({"metadata": {"generation": 1}})  # never synced yet
+
+
+def test_the_force_sync_annotation_is_spelled_as_reconcile_spells_it() -> None:
+    from botsecret.reconcile import FORCE_SYNC_ANNOTATION
+
+    assert metrics.FORCE_SYNC_ANNOTATION == FORCE_SYNC_ANNOTATION

@@ -14,6 +14,7 @@ from botsecret.reconcile import SyncResult
 from botsecret.rollout import LEGACY_RESTART_ANNOTATION, Workload, advance, key_id, restart_annotation, restart_patch
 from botsecret.spec import RolloutTarget, parse_spec
 from botsecret.values import SecretValue
+from botsecret.workload_api import RestartRefused, Unresolved
 
 KEY = b"k" * 32
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0, tzinfo=datetime.UTC)
@@ -41,6 +42,9 @@ class FakeWorkloads:
         self.status: dict[str, Any] = {"observedGeneration": 1, "replicas": 0, "updatedReplicas": 0,
                                        "availableReplicas": 0}
         self.opted: list[Workload] = []  # what opts in through botsecret.dev/restart-on
+        self.managed: list[dict[str, Any]] = []  # metadata.managedFields
+        self.api_version = "apps/v1"
+        self.unresolved: Unresolved | None = None
 
     def opted_in(self, secret_name: str) -> list[Workload]:
         return list(self.opted)
@@ -49,16 +53,16 @@ class FakeWorkloads:
     def annotation(self) -> str | None:
         return self.annotations.get(MARK)
 
-    def resolve(self, targets: Sequence[RolloutTarget]) -> tuple[list[Workload], list[str]]:
+    def resolve(self, targets: Sequence[RolloutTarget]) -> tuple[list[Workload], list[Unresolved]]:
         if not self.exists:
-            return [], [f"{self.kind}/app"]
+            return [], [self.unresolved or Unresolved("TargetNotFound", f"{self.kind}/app")]
         template: dict[str, Any] = {"spec": {"containers": [self.container]}}
         if self.annotations:
             template["metadata"] = {"annotations": dict(self.annotations)}
-        body = {"metadata": {"generation": 1},
+        body = {"metadata": {"generation": 1, "managedFields": self.managed},
                 "spec": {"replicas": self.status.get("replicas", 0), "paused": self.paused, "template": template},
                 "status": self.status}
-        return [Workload(self.kind, "app", body, named=True)], []
+        return [Workload(self.kind, "app", body, named=True, api_version=self.api_version)], []
 
     def restart(self, workload: Workload, annotation: str, value: str) -> None:
         self.restarts.append(value)
@@ -69,7 +73,10 @@ class FakeWorkloads:
 def result(value: str, *, ready: bool = True, debounce: str = "10s", extra: dict[str, str] | None = None,
            kind: str = "Deployment", progress_deadline: str | None = None) -> SyncResult:
     values = {"K": value, **(extra or {})}
-    rollout: dict[str, Any] = {"targets": [{"kind": kind, "name": "app"}], "debounce": debounce}
+    target = {"kind": kind, "name": "app"}
+    if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
+        target["apiVersion"] = "example.com/v1"
+    rollout: dict[str, Any] = {"targets": [target], "debounce": debounce}
     if progress_deadline is not None:
         rollout["progressDeadline"] = progress_deadline
     spec = parse_spec({"sources": [{"name": "a", "storeRef": {"name": "store"}}],
@@ -290,7 +297,7 @@ def test_each_botsecret_writes_its_own_mark() -> None:
     assert "someone else" not in followed.entries[0]["message"]
 
 
-def test_the_mark_of_another_botsecret_changing_is_not_someone_else_but_mine_is() -> None:
+def test_the_mark_of_another_botsecret_changing_is_not_a_conflict_but_mine_is() -> None:
     store = FakeWorkloads()
     status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
     status = status_after(step(store, status, result("v2", debounce="0s"), 1))
@@ -298,6 +305,9 @@ def test_the_mark_of_another_botsecret_changing_is_not_someone_else_but_mine_is(
     store.annotations[restart_annotation("other")] = "hmac-sha256:other"
     assert "someone else" not in step(store, status, result("v2", debounce="0s"), 5).entries[0]["message"]
     store.annotations[MARK] = "edited-by-hand"
+    assert step(store, status, result("v2", debounce="0s"), 5).entries[0]["phase"] == "Conflict"
+    # An entry an older version wrote records no mark: only a remark while following.
+    del status["rollout"][0]["mark"]
     assert "someone else" in step(store, status, result("v2", debounce="0s"), 5).entries[0]["message"]
 
 
@@ -352,3 +362,125 @@ def test_opted_in_workloads_restart_like_targets_and_auto_only_for_what_they_rea
                     botsecret="bot")
     assert sorted(m.split(";")[0] for _, _, m in third.events) == [
         "restarted Deployment/app", "restarted Deployment/auto-reads", "restarted Deployment/named-ignores"]
+
+
+# another owner of the pod template: RestartConflict
+
+
+def owner_of_the_template(manager: str) -> dict[str, Any]:
+    return {"manager": manager, "operation": "Update", "time": "2026-11-28T11:00:00Z", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:template": {"f:metadata": {"f:labels": {"f:app": {}}}}}}}
+
+
+def test_a_mark_removed_by_another_manager_is_one_attempt_and_a_restart_conflict() -> None:
+    store = FakeWorkloads()
+    store.managed = [owner_of_the_template("gitops")]
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    restarted = step(store, status, result("v2", debounce="0s"), 10)
+    assert len(store.restarts) == 1 and restarted.entries[0]["mark"] == store.restarts[0]
+    store.annotations.pop(MARK)  # the other owner puts its own idea of the template back
+    conflict = step(store, status_after(restarted), result("v2", debounce="0s"), 12)
+    assert conflict.condition["reason"] == "RestartConflict" and "'gitops'" in conflict.condition["message"]
+    assert conflict.entries[0]["phase"] == "Conflict"
+    assert [e[:2] for e in conflict.events] == [("Warning", "RestartConflict")]
+    status = status_after(conflict)
+    for seconds in (20, 30, 40):  # refreshes with the same data: no new attempt, no new event
+        later = step(store, status, result("v2", debounce="0s"), seconds)
+        assert later.events == [] and later.condition["reason"] == "RestartConflict"
+        status = status_after(later)
+    assert len(store.restarts) == 1
+    # The next change tries once more; with the mark left alone the condition clears.
+    again = step(store, status, result("v3", debounce="0s"), 50)
+    assert len(store.restarts) == 2 and again.entries[0]["phase"] == "Progressing"
+    done = step(store, status_after(again), result("v3", debounce="0s"), 55)
+    assert done.entries[0]["phase"] == "Complete" and done.condition["reason"] == "RolloutComplete"
+
+
+def test_a_mark_rewritten_by_another_manager_names_that_manager() -> None:
+    store = FakeWorkloads()
+    store.managed = [owner_of_the_template("gitops")]
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    restarted = step(store, status, result("v2", debounce="0s"), 10)
+    store.annotations[MARK] = "something-else"
+    store.managed.append({"manager": "rewriter", "operation": "Update", "time": "2026-11-28T10:00:00Z",
+                          "fieldsV1": {"f:spec": {"f:template": {"f:metadata": {"f:annotations": {f"f:{MARK}": {}}}}}}})
+    conflict = step(store, status_after(restarted), result("v2", debounce="0s"), 12)
+    assert "'rewriter'" in conflict.condition["message"]
+
+
+def test_entries_of_older_versions_without_a_recorded_mark_are_never_a_conflict() -> None:
+    store = FakeWorkloads()
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    restarted = status_after(step(store, status, result("v2", debounce="0s"), 10))
+    del restarted["rollout"][0]["mark"]
+    store.annotations.pop(MARK)
+    assert step(store, restarted, result("v2", debounce="0s"), 12).condition["reason"] == "RolloutComplete"
+
+
+def test_a_kind_whose_status_is_not_deployment_like_is_restarted_and_not_followed() -> None:
+    store = FakeWorkloads(kind="BotRunner")
+    store.status = {}
+    store.api_version = "example.com/v1"
+    status = status_after(step(store, {}, result("v1", debounce="0s", kind="BotRunner"), 0))
+    assert status["rollout"][0]["apiVersion"] == "example.com/v1"
+    restarted = step(store, status, result("v2", debounce="0s", kind="BotRunner"), 10)
+    assert len(store.restarts) == 1
+    later = step(store, status_after(restarted), result("v2", debounce="0s", kind="BotRunner"), 12)
+    assert later.entries[0]["phase"] == "Unknown"
+    assert later.condition["status"] == "Unknown" and later.condition["reason"] == "NotFollowed"
+    assert "BotRunner/app" in later.condition["message"]
+    # Not followed is not busy: the next change restarts at once.
+    step(store, status_after(later), result("v3", debounce="0s", kind="BotRunner"), 20)
+    assert len(store.restarts) == 2
+
+
+@pytest.mark.parametrize(("reason", "words"), [("Forbidden", "forbidden"), ("KindNotServed", "kind not served")])
+def test_a_target_that_cannot_be_read_is_named_in_the_condition(reason: str, words: str) -> None:
+    store = FakeWorkloads(exists=False)
+    store.unresolved = Unresolved(reason, "Rollout/app", "why")  # type: ignore[arg-type]
+    outcome = step(store, {}, result("v1"), 0)
+    assert outcome.condition["reason"] == reason
+    assert outcome.condition["message"] == f"{words}: Rollout/app (why)"
+    assert outcome.wake_in is not None
+
+
+class RefusingWorkloads(FakeWorkloads):
+    """Two workloads; the apiserver refuses the restart patch of the first (its RBAC lacks patch)."""
+
+    def resolve(self, targets: Sequence[RolloutTarget]) -> tuple[list[Workload], list[Unresolved]]:
+        found, _ = super().resolve(targets)
+        body = found[0].body
+        return [Workload("BotRunner", "refused", body, named=True, api_version="example.com/v1"), found[0]], []
+
+    def restart(self, workload: Workload, annotation: str, value: str) -> None:
+        if workload.kind == "BotRunner":
+            from kubernetes.client.exceptions import ApiException
+
+            raise RestartRefused(ApiException(status=403, reason="Forbidden"), "BotRunner/refused",
+                                 "botrunners.example.com")
+        super().restart(workload, annotation, value)
+
+
+def test_a_refused_restart_patch_names_the_workload_and_keeps_the_others_restarting() -> None:
+    store = RefusingWorkloads()
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    outcome = step(store, status, result("v2", debounce="0s"), 10)
+    assert len(store.restarts) == 1, "the Deployment is restarted all the same"
+    assert outcome.condition == {"status": "False", "reason": "RolloutError", "message":
+                                 "patching BotRunner/refused failed with HTTP 403 "
+                                 "(the operator may not patch botrunners.example.com)"}
+    assert outcome.pending is not None and outcome.wake_in is not None, "still due: tried again"
+    refused = next(e for e in outcome.entries if e["kind"] == "BotRunner")
+    assert "startedAt" not in refused and refused["dataHMAC"] == status["rollout"][0]["dataHMAC"]
+
+
+def test_a_new_baseline_after_a_restart_is_not_taken_for_a_conflict() -> None:
+    store = FakeWorkloads(container=env_refs("K"))
+    status = status_after(step(store, {}, result("v1", debounce="0s"), 0))
+    restarted = status_after(step(store, status, result("v2", debounce="0s"), 10))
+    # The workload was edited to read another key too, by a tool that also dropped our mark.
+    store.container = env_refs("K", "E")
+    store.annotations.pop(MARK)
+    outcome = step(store, restarted, result("v2", debounce="0s", extra={"E": "e"}), 20)
+    assert outcome.entries[0]["phase"] != "Conflict" and outcome.condition["reason"] != "RestartConflict"
+    assert store.restarts == [restarted["rollout"][0]["mark"]], "a new baseline, not a restart"

@@ -252,6 +252,21 @@ def test_rollout_targets_by_name_and_selector() -> None:
     assert parsed.debounce_seconds == 30.0
 
 
+def test_rollout_targets_of_other_kinds_carry_their_api_version() -> None:
+    spec = base()
+    spec["rollout"] = {"targets": [
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "bot"},
+        {"apiVersion": "example.com/v1beta2", "kind": "BotRunner", "selector": {"matchLabels": {"app": "bot"}}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "bot"},
+    ]}
+    parsed = parse_spec(spec, name="bot")
+    assert parsed.rollout_targets == (
+        RolloutTarget(kind="Rollout", name="bot", api_version="argoproj.io/v1alpha1"),
+        RolloutTarget(kind="BotRunner", match_labels={"app": "bot"}, api_version="example.com/v1beta2"),
+        RolloutTarget(kind="Deployment", name="bot", api_version="apps/v1"),
+    )
+
+
 def test_rollout_without_debounce_keeps_the_default() -> None:
     spec = base()
     spec["rollout"] = {"targets": [{"kind": "Deployment", "name": "bot"}]}
@@ -402,7 +417,7 @@ INVALID: list[tuple[str, Mutation, str]] = [
     ("remoteRef name dot dot", _set(["data", 1, "remoteRef", "name"], ".."), "spec.data[1].remoteRef.name"),
     ("remoteRef name with a dot segment", _set(["data", 1, "remoteRef", "name"], "prod/./api"),
      "spec.data[1].remoteRef.name"),
-    ("remoteRef name with a leading slash", _set(["data", 1, "remoteRef", "name"], "/prod/api"),
+    ("remoteRef name with two leading slashes", _set(["data", 1, "remoteRef", "name"], "//prod/api"),
      "spec.data[1].remoteRef.name"),
     ("remoteRef name with a trailing slash", _set(["data", 1, "remoteRef", "name"], "prod/api/"),
      "spec.data[1].remoteRef.name"),
@@ -424,8 +439,19 @@ INVALID: list[tuple[str, Mutation, str]] = [
     ("rollout not an object", _set(["rollout"], ["Deployment"]), "spec.rollout"),
     ("rollout targets not a list", _set(["rollout"], {"targets": {"kind": "Deployment"}}), "spec.rollout.targets"),
     ("rollout target not an object", _set(["rollout"], {"targets": ["Deployment/bot"]}), "spec.rollout.targets[0]"),
-    ("rollout target kind unknown", _set(["rollout"], {"targets": [{"kind": "Pod", "name": "bot"}]}),
+    ("rollout target kind not a kind name", _set(["rollout"], {"targets": [{"kind": "pod", "name": "bot"}]}),
      "spec.rollout.targets[0].kind"),
+    ("rollout target of another kind without apiVersion", _set(["rollout"], {"targets": [{"kind": "Rollout", "name": "bot"}]}),
+     "spec.rollout.targets[0].apiVersion"),
+    ("rollout target apiVersion of the core group",
+     _set(["rollout"], {"targets": [{"apiVersion": "v1", "kind": "ReplicationController", "name": "bot"}]}),
+     "spec.rollout.targets[0].apiVersion"),
+    ("rollout target Deployment of another group",
+     _set(["rollout"], {"targets": [{"apiVersion": "example.com/v1", "kind": "Deployment", "name": "bot"}]}),
+     "spec.rollout.targets[0].apiVersion"),
+    ("rollout target apiVersion not a string",
+     _set(["rollout"], {"targets": [{"apiVersion": 1, "kind": "Rollout", "name": "bot"}]}),
+     "spec.rollout.targets[0].apiVersion"),
     ("rollout target kind missing",
      _set(["rollout"], {"targets": [{"kind": "Deployment", "name": "a"}, {"name": "bot"}]}),
      "spec.rollout.targets[1].kind"),

@@ -19,6 +19,7 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError, SSLError
 
 from .. import metrics
+from ..remote import FindQuery
 from ..spec import AwsSource
 from ..values import SecretValue
 from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, TlsError, Unavailable
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["AwsCredentials", "AwsProvider", "WebIdentity", "known_region"]
 
 BATCH_SIZE = 20  # the most ids BatchGetSecretValue takes in one SecretIdList
+LIST_PAGE_SIZE = 100  # the most ListSecrets answers in one page
+# What ListSecrets accepts in a filter value; a tag value outside it is checked here only.
+_FILTER_VALUE = re.compile(r"^[a-zA-Z0-9 :_@/+=.-]{1,512}$")
 CURRENT = "AWSCURRENT"
 THROTTLE_RETRY_AFTER = 5.0
 
@@ -93,6 +97,36 @@ class AwsProvider:
 
     def close(self) -> None:
         self._client.close()
+
+    def list_matching(self, query: FindQuery) -> list[str]:
+        """Names of the secrets that match ``query`` (at most one more than its ``max_matches``),
+        listed with ListSecrets' own filters: ``name`` for the prefix, ``tag-key`` and
+        ``tag-value`` for each tag. AWS matches tag keys and values independently, so every
+        condition is checked again on the tags each entry carries."""
+        filters = list_filters(query)
+        what = f"(ListSecrets {describe_query(query)})"
+        names: list[str] = []
+        token: str | None = None
+        try:
+            while True:
+                kwargs: dict[str, Any] = {"MaxResults": LIST_PAGE_SIZE}
+                if filters:
+                    kwargs["Filters"] = filters
+                if token:
+                    kwargs["NextToken"] = token
+                page = self._client.list_secrets(**kwargs)
+                for entry in page.get("SecretList", []):
+                    tags = {t.get("Key", ""): t.get("Value", "") for t in entry.get("Tags", [])}
+                    name = str(entry.get("Name", ""))
+                    if name and query.matches(name, tags):
+                        names.append(name)
+                token = page.get("NextToken")
+                if not token or len(names) > query.max_matches:
+                    return names
+        except ClientError as exc:
+            raise _classify(exc, what) from None
+        except BotoCoreError as exc:
+            raise _classify_transport(exc, what) from None
 
     def check(self) -> str:
         """Prove the identity works: STS GetCallerIdentity, which every identity may call."""
@@ -181,6 +215,30 @@ class AwsProvider:
             # the same way after the same wait, so give up on the batch.
             raise _classify_transport(exc, _describe(ref)) from None
         return _fetched(response, ref)
+
+
+def list_filters(query: FindQuery) -> list[dict[str, Any]]:
+    """ListSecrets filters for what ``query`` selects (filters of different keys are ANDed)."""
+    filters: list[dict[str, Any]] = []
+    if query.prefix is not None and _FILTER_VALUE.match(query.prefix):
+        filters.append({"Key": "name", "Values": [query.prefix]})
+    keys = [k for k in sorted(query.tags) if _FILTER_VALUE.match(k)]
+    values = [v for v in sorted(set(query.tags.values())) if _FILTER_VALUE.match(v)]
+    if keys:
+        filters.append({"Key": "tag-key", "Values": keys})
+    if values:
+        filters.append({"Key": "tag-value", "Values": values})
+    return filters
+
+
+def describe_query(query: FindQuery) -> str:
+    parts = []
+    if query.prefix is not None:
+        parts.append(f"prefix {query.prefix!r}")
+    if query.name_regexp is not None:
+        parts.append(f"name matching {query.name_regexp!r}")
+    parts += [f"tag {k}={v}" for k, v in sorted(query.tags.items())]
+    return ", ".join(parts) or "all"
 
 
 def _config(timeout: float, **extra: Any) -> Config:

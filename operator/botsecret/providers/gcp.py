@@ -26,9 +26,11 @@ from google.api_core.client_options import ClientOptions
 from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials
 
+from ..remote import FindQuery
 from ..spec import GcpSource
 from ..values import SecretValue
-from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, Unavailable
+from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, TlsError, Unavailable
+from .gcp_federation import GcpFederation, federated_credentials
 
 __all__ = ["GcpProvider"]
 
@@ -55,6 +57,9 @@ _STORE_DOWN = (gexc.ServiceUnavailable, gexc.DeadlineExceeded)
 # A failing token refresh surfaces as UNAVAILABLE with the OAuth error in the message; these
 # OAuth errors mean the key itself is bad, not that Google is down.
 _BAD_KEY_MARKERS = ("invalid_grant", "invalid_client", "unauthorized_client")
+# grpc says a failed handshake only in the text of its UNAVAILABLE ("Ssl handshake failed
+# (TSI_PROTOCOL_FAILURE): ... CERTIFICATE_VERIFY_FAILED"); matched, never repeated.
+_TLS_MARKERS = ("Ssl handshake failed", "CERTIFICATE_VERIFY_FAILED", "TSI_PROTOCOL_FAILURE", "WRONG_VERSION_NUMBER")
 
 
 class GcpProvider:
@@ -62,9 +67,12 @@ class GcpProvider:
 
     def __init__(
         self, source: GcpSource, *, credentials_json: bytes | None = None, timeout: float = 10.0,
+        federation: GcpFederation | None = None,
     ) -> None:
         self._source = source
         self._credentials_json = credentials_json
+        self._federation = federation
+        self._supplier: Any = None
         self._timeout = timeout
         self._client: Any = None
         self._lock = threading.Lock()
@@ -102,10 +110,35 @@ class GcpProvider:
         try:
             client.list_secrets(request={"parent": self._parent(), "page_size": 1}, timeout=self._timeout, retry=None)
         except gexc.GoogleAPICallError as exc:
-            raise _classify(exc, shown) from None
+            raise self._failed(exc, shown) from None
         except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, grpc.RpcError, OSError) as exc:
-            raise Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager") from None
+            raise self._failed(exc, shown) from None
         return "listed secrets"
+
+    def list_matching(self, query: FindQuery) -> list[str]:
+        """Ids of the secrets that match ``query`` (at most one more than its ``max_matches``),
+        listed with ListSecrets' ``filter`` (``name:`` for the prefix, ``labels.k=v`` per label,
+        joined by AND) and checked again here: ``name:`` matches anywhere in the name."""
+        if query.prefix is not None and not _SECRET_ID.match(query.prefix):
+            return []  # no secret id can start with it
+        client = self._get_client()
+        shown = f"gcp project {self._source.project!r}: listing secrets ({list_filter(query) or 'no filter'})"
+        request: dict[str, Any] = {"parent": self._parent(), "page_size": LIST_PAGE_SIZE}
+        if list_filter(query):
+            request["filter"] = list_filter(query)
+        names: list[str] = []
+        try:
+            for secret in client.list_secrets(request=request, timeout=self._timeout, retry=None):
+                secret_id = str(secret.name).rsplit("/", 1)[-1]
+                if query.matches(secret_id, dict(secret.labels)):
+                    names.append(secret_id)
+                    if len(names) > query.max_matches:
+                        break
+        except gexc.GoogleAPICallError as exc:
+            raise self._failed(exc, shown) from None
+        except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, grpc.RpcError, OSError) as exc:
+            raise self._failed(exc, shown) from None
+        return names
 
     def close(self) -> None:
         with self._lock:
@@ -125,12 +158,20 @@ class GcpProvider:
         try:
             response = client.access_secret_version(request={"name": name}, timeout=self._timeout, retry=None)
         except gexc.GoogleAPICallError as exc:
-            return _classify(exc, shown), isinstance(exc, _STORE_DOWN)
+            return self._failed(exc, shown), isinstance(exc, _STORE_DOWN)
         except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, grpc.RpcError, OSError) as exc:
             # Raised before or around the RPC (token refresh, DNS, sockets); their messages can
             # quote server responses, so only the type is shown.
-            return Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager"), True
+            return self._failed(exc, shown), True
         return _checked(response, shown), False
+
+    def _failed(self, exc: Exception, shown: str) -> ProviderError:
+        """The classified error of a failed call, by its cause when the credentials are federated."""
+        if isinstance(exc, gexc.GoogleAPICallError):
+            error = _classify(exc, shown)
+        else:
+            error = Unavailable(f"{shown}: {type(exc).__name__} talking to Secret Manager")
+        return _federation_error(self, error, shown, str(exc))
 
     def version_name(self, ref: RemoteRef) -> str:
         """The full version resource name ``ref`` denotes in this source."""
@@ -192,6 +233,10 @@ class GcpProvider:
     def _credentials(self) -> Any:
         from google.oauth2 import service_account
 
+        if self._federation is not None:
+            credentials, self._supplier = federated_credentials(self._federation, list(SCOPES))
+            return credentials
+
         if self._credentials_json is None:
             import google.auth
 
@@ -211,6 +256,22 @@ class GcpProvider:
                                f"({type(exc).__name__})") from None
 
 
+LIST_PAGE_SIZE = 250
+# A label value Google accepts unquoted in a filter; anything else is quoted.
+_PLAIN_LABEL_VALUE = re.compile(r"^[a-z0-9_-]+$")
+
+
+def list_filter(query: FindQuery) -> str:
+    """The ListSecrets filter for what ``query`` selects, in Google's filter syntax."""
+    terms = []
+    if query.prefix is not None:
+        terms.append(f"name:{query.prefix}")
+    for key, value in sorted(query.tags.items()):
+        shown = value if _PLAIN_LABEL_VALUE.match(value) else json.dumps(value)
+        terms.append(f"labels.{key}={shown}")
+    return " AND ".join(terms)
+
+
 _CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 
@@ -224,6 +285,27 @@ def _host_port(url: str, *, default_port: int) -> str:
 
 def _shown(ref: RemoteRef) -> str:
     return f"gcp secret {ref.name!r} version {ref.version or 'latest'}"
+
+
+# What google-auth's errors say when Google's STS or the IAM credentials API refused the exchange.
+_FEDERATION_REFUSED = ("Unable to acquire impersonated credentials", "access_denied", "unauthorized_client",
+                       "invalid_grant", "invalid_request", "PERMISSION_DENIED")
+
+
+def _federation_error(provider: GcpProvider, error: ProviderError, shown: str, text: str) -> ProviderError:
+    """A failed federated call by its cause: the ServiceAccount token (by name), or a refused exchange."""
+    if provider._federation is None or not isinstance(error, Unavailable | AccessDenied):
+        return error
+    supplier = provider._supplier
+    if supplier is not None and supplier.last_error is not None:
+        cause: ProviderError = supplier.last_error
+        return type(cause)(f"{shown}: {cause.message}")
+    if any(marker in text for marker in _FEDERATION_REFUSED):
+        who = provider._federation.service_account_email
+        target = f" or impersonation of {who!r}" if who else ""
+        return AccessDenied(f"{shown}: Google refused the ServiceAccount token (Workload Identity Federation "
+                            f"exchange{target} not granted)")
+    return error
 
 
 def _classify(exc: Any, shown: str) -> ProviderError:
@@ -242,6 +324,9 @@ def _classify(exc: Any, shown: str) -> ProviderError:
     if isinstance(exc, gexc.TooManyRequests):
         return Throttled(f"{shown}: throttled, Secret Manager answered {code_name}", retry_after=_retry_delay(exc))
     message = str(getattr(exc, "message", ""))
+    if isinstance(exc, gexc.ServiceUnavailable) and any(m in message for m in _TLS_MARKERS):
+        return TlsError(f"{shown}: TLS handshake failed (server certificate not trusted, or the server does not "
+                        "speak TLS)")
     if isinstance(exc, gexc.ServiceUnavailable) and any(m in message for m in _BAD_KEY_MARKERS):
         return AccessDenied(f"{shown}: Google refused the service-account key (token refresh failed)")
     return Unavailable(f"{shown}: Secret Manager answered {code_name}")

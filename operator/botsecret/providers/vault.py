@@ -18,6 +18,7 @@ import hvac.exceptions as hvac_errors
 import requests
 import requests.adapters
 
+from ..remote import FindQuery
 from ..spec import VaultSource
 from ..values import SecretValue
 from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, TlsError, Unavailable
@@ -28,6 +29,8 @@ __all__ = ["VaultProvider"]
 # Named in "unreachable" messages: the address is what the reader of the condition must check.
 ADDRESS_FIELD = "spec.provider.vault.address"
 RATE_LIMIT_RETRY_AFTER = 5.0
+# A recursive listing visits at most this many folders: a find must not walk a whole mount.
+MAX_LIST_FOLDERS = 500
 
 
 class VaultProvider:
@@ -95,6 +98,52 @@ class VaultProvider:
 
     def close(self) -> None:
         self._client.adapter.close()
+
+    def list_matching(self, query: FindQuery) -> list[str]:
+        """Paths under the mount that match ``query`` (at most one more than its ``max_matches``),
+        by a recursive LIST from the folder of the prefix. KV has no tags (KV v2's
+        custom_metadata is not what AWS and Google call tags), so a query with tags is refused."""
+        if query.tags:
+            raise NotFound("Vault KV secrets carry no tags to select by")
+        self._ensure_token()
+        prefix = query.prefix or ""
+        start = prefix[:prefix.rfind("/") + 1]
+        names: list[str] = []
+        folders, visited = [start], 0
+        what = f"{self._source.mount}/{prefix}*"
+        while folders and len(names) <= query.max_matches:
+            folder = folders.pop(0)
+            visited += 1
+            if visited > MAX_LIST_FOLDERS:
+                raise Unavailable(f"Vault listing {what!r}: more than {MAX_LIST_FOLDERS} folders; narrow find.path")
+            for entry in self._list(folder, what):
+                path = folder + entry
+                if entry.endswith("/"):
+                    if path.startswith(prefix) or prefix.startswith(path):
+                        folders.append(path)
+                elif query.matches(path):
+                    names.append(path)
+        return names
+
+    def _list(self, folder: str, what: str) -> list[str]:
+        try:
+            if self._source.kv_version == 1:
+                response = self._client.secrets.kv.v1.list_secrets(path=folder, mount_point=self._source.mount)
+            else:
+                response = self._client.secrets.kv.v2.list_secrets(path=folder, mount_point=self._source.mount)
+        except hvac_errors.InvalidPath:
+            return []  # an empty or missing folder
+        except (hvac_errors.VaultDown, hvac_errors.VaultNotInitialized) as exc:
+            raise Unavailable(f"Vault at {self._source.address} is {_state(exc)} listing {what!r}") from None
+        except requests.exceptions.SSLError:
+            raise _tls_failed(self._source.address, f"listing {what!r}") from None
+        except requests.RequestException as exc:
+            raise Unavailable(f"Vault at {self._source.address} ({ADDRESS_FIELD}) unreachable listing {what!r} "
+                              f"({type(exc).__name__})") from None
+        except hvac_errors.VaultError as exc:
+            raise _classify(exc, f"(listing {what!r})") from None
+        keys = _mapping(_mapping(response).get("data")).get("keys")
+        return sorted(str(k) for k in keys) if isinstance(keys, list) else []
 
     def _fetch_one(self, ref: RemoteRef) -> Fetched | ProviderError:
         what = self._describe(ref)
