@@ -148,8 +148,9 @@ def pod_restarts(pods: Iterable[Mapping[str, Any]], secret: str) -> tuple[int, s
 
 
 def collectable(versions: Sequence[Mapping[str, Any]], keep: int, referenced: set[str]) -> list[str]:
-    """Of ``status.versions`` entries (``secretName``, ``createdAt``), the names garbage collection
-    may delete: all but the ``keep`` newest, and never one that something still references."""
-    newest_first = sorted(versions, key=lambda v: (str(v.get("createdAt", "")), str(v.get("secretName", ""))),
-                          reverse=True)
+    """Of ``status.versions`` entries (oldest first, as they were made), the names garbage
+    collection may delete: all but the ``keep`` newest, and never one that something still
+    references. The order of the list decides, not ``createdAt``: several versions can be made
+    within one second."""
+    newest_first = list(reversed(versions))
     return [str(v["secretName"]) for v in newest_first[keep:] if v.get("secretName") not in referenced]

@@ -265,3 +265,8 @@ def test_a_completed_rollout_no_longer_holds_its_previous_version() -> None:
     fake.status = {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}
     status = step(fake, status, "new", 20)
     assert status["rollout"][0]["phase"] == "Complete" and "previousSecretName" not in status["rollout"][0]
+
+
+def test_gc_goes_by_the_order_versions_were_made_not_by_their_second() -> None:
+    versions = [{"secretName": name, "createdAt": "2026-12-07T12:00:00Z"} for name in ("v-z", "v-b", "v-a")]
+    assert collectable(versions, 2, set()) == ["v-z"]
