@@ -9,8 +9,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+# Editable: code changes need no reinstall, only pyproject.toml's (the rule is below, with demo's).
+install: $(VENV)/.installed
 
 binaries:
 	@start=$$(date +%s); bash hack/build-binaries.sh >/dev/null; \
@@ -21,8 +21,12 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install binaries lint
-	$(BIN)/pytest
+# Concurrent shards, each with a world of its own (tests/harness/shard_runner.py), and the linters
+# beside them (CPU-bound while the tests mostly wait); ends with "N passed, N failed" and fails if
+# a shard or the linters failed. SHARDS=N changes their number, PYTEST_ARGS goes to every shard.
+SHARDS ?= 2
+test: install binaries
+	$(BIN)/python -m tests.harness.shard_runner --shards $(SHARDS) --beside '$(MAKE) --no-print-directory lint' $(PYTEST_ARGS)
 
 test-fast: lint
 	$(BIN)/pytest -m "not rollout"
@@ -47,6 +51,14 @@ clean:
 # Rotation latency and ReplicaSet figures; prints, never asserts on time (see bench/README.md).
 bench: install binaries
 	$(BIN)/python -m bench.rotation
+
+.PHONY: bench-scale
+# N BotSecrets on one operator: apply -> Ready, idle requests, force-sync latency, restart
+# (bench/scale.py). Writes bench/results/ and prints the figures; never asserts on time.
+N ?= 100
+bench-scale: install binaries
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.scale --n $(N)
 
 # `botsecret rotate --now` -> pod-template patch: medians, printed (see bench/README.md).
 bench-rotate: install binaries

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import processes
+from tests.harness import processes, shards
 from tests.harness.aws import MotoServer
 from tests.harness.vault import OpenBao
 
@@ -19,7 +19,12 @@ pytest_plugins = ["tests.harness.cluster_fixtures", "tests.harness.gcp_fixtures"
                   "tests.harness.node_fixtures"]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(trylast=True)  # after -m and -k: a shard splits what is left of the run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = shards.own_share(items)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
     # The leak scan reads what every other test left behind, so it runs last; the check that a
     # failed node start leaves the host as it was runs first, before the session's node holds it.
     items.sort(key=lambda item: (item.get_closest_marker("leaks") is not None,

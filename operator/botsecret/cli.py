@@ -30,6 +30,8 @@ environment:
   BOTSECRET_SYNC_THREADS
                         threads for sync cycles and store checks (default 64), so that BotSecrets
                         stuck on a slow provider cannot stall the others
+  BOTSECRET_PROVIDER_CONCURRENCY, BOTSECRET_PROVIDER_RATE
+                        as --provider-concurrency, --provider-rate
   BOTSECRET_LEADER_ELECTION
                         "false": as --no-leader-election
   BOTSECRET_LEASE_NAME, BOTSECRET_LEASE_DURATION
@@ -59,6 +61,10 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["BOTSECRET_AMBIENT_NAMESPACES"] = ",".join(args.allow_ambient_credentials)
     if args.operator_namespace:
         os.environ["BOTSECRET_NAMESPACE"] = args.operator_namespace
+    if args.provider_concurrency is not None:
+        os.environ["BOTSECRET_PROVIDER_CONCURRENCY"] = str(args.provider_concurrency)
+    if args.provider_rate is not None:
+        os.environ["BOTSECRET_PROVIDER_RATE"] = str(args.provider_rate)
     settings = OperatorConfig.from_environment()
     kopf.configure(verbose=args.verbose,
                    log_format=kopf.LogFormat.JSON if log_format(args) == "json" else kopf.LogFormat.FULL)
@@ -222,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--allow-ambient-credentials", action="append", metavar="NAMESPACE",
                      help="let BotSecrets of this namespace use the operator's own AWS/GCP identity "
                           "(repeatable; '*' for all). Default: no namespace may")
+    run.add_argument("--provider-concurrency", type=int, default=None, metavar="N",
+                     help="at most N calls at once to one provider endpoint (default 16)")
+    run.add_argument("--provider-rate", type=float, default=None, metavar="PER_SECOND",
+                     help="calls per second to one provider endpoint on average, bursts of twice that; "
+                          "0 for no limit (default 50); a provider's Retry-After pauses the endpoint")
     run.add_argument("--leader-election", action=argparse.BooleanOptionalAction,
                      default=_env_flag("BOTSECRET_LEADER_ELECTION", True),
                      help="reconcile only while holding a coordination.k8s.io Lease in the operator's "

@@ -18,8 +18,10 @@ from kubernetes.client.exceptions import ApiException
 
 from . import secrets
 from .identity import token_source
+from .limits import Limiters, Limits
 from .metered import MeteredProvider
 from .providers.base import AccessDenied, Provider, Unavailable
+from .shared_fetch import GATHER_SECONDS, SharedProvider
 from .spec import FORBIDDEN_TARGET_TYPES, AwsSource, GcpSource, ProviderConfig, SecretRef, VaultSource, provider_kind
 
 __all__ = ["CredentialsError", "ProviderPool"]
@@ -63,6 +65,12 @@ def _need(creds: _Credentials, key: str, field: str, name: str) -> str:
 
 # A client not used for this long belongs to a source that was edited away or deleted.
 IDLE_SECONDS = 6 * 3600.0
+# The idle sweep runs at most this often, not on every get (an O(clients) scan per sync).
+SWEEP_SECONDS = 60.0
+# A credentials Secret read is reused this long, so that a store's Secret is read once in a while,
+# not once per sync; the store watch (which reads them as often) drops it early when it rotates.
+CREDENTIALS_TTL_SECONDS = 20.0
+BATCH_SIZE = {"aws": 20}  # references one provider call can read (AWS BatchGetSecretValue)
 # Longer than any provider call takes (timeouts are seconds), so a retired client is idle.
 RETIRED_GRACE_SECONDS = 120.0
 PoolKey = tuple[str, object]
@@ -83,36 +91,58 @@ class ProviderPool:
     """
 
     def __init__(self, core: Any, *, timeout: float = 10.0,
-                 ambient_namespaces: frozenset[str] = frozenset()) -> None:
+                 ambient_namespaces: frozenset[str] = frozenset(), limits: Limits | None = None) -> None:
         self._core = core
         self._timeout = timeout
         self._ambient = ambient_namespaces
+        self._limiters = Limiters(limits or Limits(max_wait=timeout))
         self._lock = threading.Lock()
         # (namespace, source settings) -> (versions of the Secrets read, client)
-        self._clients: dict[PoolKey, tuple[tuple[str | None, ...], Provider]] = {}
+        self._clients: dict[PoolKey, tuple[tuple[str | None, ...], SharedProvider]] = {}
+        self._credentials: dict[tuple[str, str], tuple[float, _Credentials]] = {}
+        self._swept = time.monotonic()
         self._last_used: dict[PoolKey, float] = {}
         # One build at a time per key: concurrent misses (many BotSecrets of one store at start-up)
         # wait for the first build instead of each logging in and minting tokens of their own.
         self._building: dict[PoolKey, threading.Lock] = {}
         # Clients replaced after a rotation, closed once no cycle can still be using them.
-        self._retired: list[tuple[float, Provider]] = []
+        self._retired: list[tuple[float, SharedProvider]] = []
 
     def ambient_allowed(self, namespace: str) -> bool:
         return "*" in self._ambient or namespace in self._ambient
 
-    def get(self, namespace: str, provider: ProviderConfig, field: str) -> Provider:
+    def forget_credentials(self, refs: list[SecretRef]) -> None:
+        """The store watch saw these Secrets change: the next get reads them again."""
+        with self._lock:
+            for ref in refs:
+                self._credentials.pop((ref.namespace, ref.name), None)
+
+    def _credentials_of(self, ref: SecretRef, field: str) -> _Credentials:
+        now = time.monotonic()
+        with self._lock:
+            kept = self._credentials.get((ref.namespace, ref.name))
+        if kept is not None and now - kept[0] < CREDENTIALS_TTL_SECONDS:
+            return kept[1]
+        creds = _read_credentials(self._core, ref, field)  # errors are not kept: the next get reads again
+        with self._lock:
+            self._credentials[(ref.namespace, ref.name)] = (now, creds)
+        return creds
+
+    def get(self, namespace: str, provider: ProviderConfig, field: str) -> SharedProvider:
         """The client for ``provider`` (a store's settings) acting for BotSecrets of ``namespace``:
         ServiceAccount tokens are minted there, and ambient credentials are allowed by it."""
         conf = provider
         creds = ca = None
         if conf.credentials_secret:
-            creds = _read_credentials(self._core, conf.credentials_secret, f"{field}.credentialsSecretRef")
+            creds = self._credentials_of(conf.credentials_secret, f"{field}.credentialsSecretRef")
         if isinstance(conf, VaultSource) and conf.ca_secret:
-            ca = _read_credentials(self._core, conf.ca_secret, f"{field}.caSecretRef")
+            ca = self._credentials_of(conf.ca_secret, f"{field}.caSecretRef")
         key: PoolKey = (namespace, conf)
         versions = (creds.resource_version if creds else None, ca.resource_version if ca else None)
         now = time.monotonic()
-        self._drop(lambda k: now - self._last_used.get(k, now) > IDLE_SECONDS)
+        if now - self._swept > SWEEP_SECONDS:
+            self._swept = now
+            self._drop(lambda k: now - self._last_used.get(k, now) > IDLE_SECONDS)
         with self._lock:
             self._last_used[key] = now
             building = self._building.setdefault(key, threading.Lock())
@@ -121,7 +151,10 @@ class ProviderPool:
                 cached = self._clients.get(key)
             if cached is not None and cached[0] == versions:
                 return cached[1]
-            client: Provider = MeteredProvider(self._build(namespace, conf, creds, ca, field), provider_kind(conf))
+            kind = provider_kind(conf)
+            client = SharedProvider(MeteredProvider(self._build(namespace, conf, creds, ca, field), kind),
+                                    batch_size=BATCH_SIZE.get(kind, 1), limiter=self._limiters.for_provider(conf),
+                                    wait_seconds=3 * self._timeout + GATHER_SECONDS)
             with self._lock:
                 replaced = self._clients.get(key)
                 self._clients[key] = (versions, client)

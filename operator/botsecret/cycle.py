@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import metrics, secrets, version_store
 from .fingerprint import namespace_key
-from .reconcile import FORCE_SYNC_ANNOTATION, SyncResult, from_synced, sync
+from .reconcile import FORCE_SYNC_ANNOTATION, SyncResult, fresh_read, from_synced, sync
 from .rollout import RolloutOutcome, Workloads, advance
 from .runtime import Runtime
 from .spec import InvalidSpec, parse_spec
@@ -96,7 +96,8 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
                   now: datetime.datetime, *, skip_debounce: bool = False, retry: bool = False) -> RolloutOutcome | None:
     if result.spec is None:
         return None
-    workloads = Workloads(runtime.api, body["metadata"]["namespace"])
+    workloads = Workloads(runtime.api, body["metadata"]["namespace"], runtime.opt_in_listing,
+                          fresh=_may_restart(body, result))
     try:
         if not result.spec.rollout_targets and not (body.get("status") or {}).get("rollout") and (
                 not result.ready or result.secret_name is None or not workloads.opted_in(result.secret_name)):
@@ -127,6 +128,17 @@ def _kept(body: Mapping[str, Any]) -> RolloutOutcome:
     status = body.get("status") or {}
     return RolloutOutcome(entries=list(status.get("rollout") or []), pending=status.get("pendingRollout"),
                           wake_in=30.0, key_id=status.get("hmacKeyId"))
+
+
+def _may_restart(body: Mapping[str, Any], result: SyncResult) -> bool:
+    """Whether this cycle may restart or follow a rollout, and so needs a fresh listing of the
+    workloads that opt in: the data changed since the last sync, a restart waits, a rollout is not
+    complete, or the user asked (force-sync, spec edit). An idle refresh, a failure and a first
+    sync (which only records baselines) may use the namespace's shared listing."""
+    status = body.get("status") or {}
+    changed = result.ready and bool(status.get("dataHMAC")) and result.data_hmac != status.get("dataHMAC")
+    return (changed or fresh_read(body) or bool(status.get("pendingRollout"))
+            or any(e.get("phase") in ("Progressing", "Failed") for e in status.get("rollout") or []))
 
 
 def _rollout_fields(rollout: RolloutOutcome) -> dict[str, Any]:

@@ -27,14 +27,30 @@ from .cycle import FINALIZER, FORCE_SYNC_ANNOTATION, release_target, run_cycle, 
 from .reconcile import SyncResult
 from .resolve import store_key, stores_used
 from .runtime import OperatorConfig, Runtime
-from .scheduling import Retry, next_delay
+from .scheduling import Retry, next_delay, startup_spread_seconds
 from .spec import DEFAULT_REFRESH_SECONDS, StoreKind
 from .status import log_line
 from .store_watch import StoreWatch
 
 GROUP, VERSION, PLURAL = "botsecret.dev", "v1alpha1", "botsecrets"
-STARTUP_SPREAD_SECONDS = 10.0
 T = TypeVar("T")
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff-base at all: kopf's default writes a last-handled-configuration annotation on every
+    BotSecret (one PATCH per new object, and per spec edit) for change handlers, and this operator
+    has none (wake-ups compare generations, see wake_on_change; deletion is detected by its
+    timestamp, not by a diff). Every essence is the same empty one, so kopf sees no change, builds
+    no deep copy of the body and writes nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return kopf.BodyEssence()
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
 
 
 @kopf.on.startup()
@@ -43,8 +59,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # can stop the daemon before the object goes (kopf.daemon hard-codes requires_finalizer).
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration")
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.scanning.disabled = True  # no list/watch on CRDs and namespaces needed
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 16
@@ -128,13 +143,15 @@ def _locked(lock: threading.Lock, fn: Callable[..., T], *args: Any) -> T:
 
 def _startup_spread(body: kopf.Body, runtime: Runtime) -> float:
     """A random delay for BotSecrets that existed before this operator process started, so that a
-    restart does not send every fetch and login at once."""
+    restart does not send every fetch and login at once: spread over a time in proportion to
+    their number."""
     created = body.get("metadata", {}).get("creationTimestamp") or ""
     try:
         born = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
     except ValueError:
         return 0.0
-    return random.uniform(0, STARTUP_SPREAD_SECONDS) if born < runtime.started_at else 0.0
+    spread = startup_spread_seconds(runtime.fleet_size)
+    return random.uniform(0, spread) if born < runtime.started_at else 0.0
 
 
 def _refresh_seconds(result: SyncResult) -> float:

@@ -24,6 +24,7 @@ __all__ = [
     "RESTARTS",
     "ROLLOUT_FAILURES",
     "SECRET_WRITES",
+    "SHARED_READS",
     "SYNCS",
     "SYNC_SECONDS",
     "TOKEN_REQUESTS",
@@ -48,6 +49,9 @@ PROVIDER_REQUESTS = Counter(
     "Provider answers by provider (aws, gcp, vault), operation (read: one per remote reference; list: one per "
     "find; check) and result (ok, notfound, denied, throttled, unavailable).",
     ["provider", "operation", "result"])
+# References answered from a read another BotSecret of the same identity made moments before.
+SHARED_READS = Counter("botsecret_provider_shared_reads_total",
+                       "Remote references answered from a recent read of the same identity, without a provider call.")
 RESTARTS = Counter("botsecret_restarts_total", "Pod-template restarts of workloads.", ["kind"])
 ROLLOUT_FAILURES = Counter("botsecret_rollout_failures_total",
                            "Rollouts after a restart that failed (progress deadline exceeded), by workload kind.",

@@ -27,7 +27,8 @@ from .templating import TemplateFailed, render
 from .values import SecretValue
 
 __all__ = [
-    "FORCE_SYNC_ANNOTATION", "SyncContext", "SyncResult", "fetch_answers", "force_requested", "from_synced",
+    "FORCE_SYNC_ANNOTATION", "SyncContext", "SyncResult", "fetch_answers", "force_requested", "fresh_read",
+    "from_synced",
     "keys_synced", "sync",
 ]
 
@@ -96,10 +97,13 @@ def keys_synced(count: int, target: str) -> str:
 
 def fetch_answers(pool: ProviderPool, namespace: str, spec: BotSecretSpec,
                   resolved: Mapping[str, ResolvedSource | ProviderError],
-                  extra: Mapping[str, Sequence[RemoteRef]] | None = None) -> ProviderAnswers:
+                  extra: Mapping[str, Sequence[RemoteRef]] | None = None, *, fresh: bool = True) -> ProviderAnswers:
     """What each source's provider answers for its references (and ``extra``, what finds listed),
     asked with the credentials its store names; a source that cannot be used answers its error
-    for each of its references."""
+    for each of its references.
+
+    Unless ``fresh``, a value the same identity read less than half this BotSecret's refresh
+    interval ago is taken as it is (see shared_fetch)."""
     answers: dict[str, Mapping[RemoteRef, Fetched | ProviderError]] = {}
     for source_name, refs in plan_fetches(spec, extra).items():
         source = resolved.get(source_name)
@@ -109,7 +113,8 @@ def fetch_answers(pool: ProviderPool, namespace: str, spec: BotSecretSpec,
             if isinstance(source, ProviderError):
                 raise source
             field = f"{source.store.kind} {source.store.name!r}: spec.provider.{provider_kind(source.provider)}"
-            answers[source_name] = pool.get(namespace, source.provider, field).fetch(refs)
+            answers[source_name] = pool.get(namespace, source.provider, field).fetch_shared(
+                refs, max_age=spec.refresh_seconds / 2, fresh=fresh)
         except ProviderError as e:
             answers[source_name] = dict.fromkeys(refs, e)
         except Exception as e:  # noqa: BLE001 - a bug in one provider must not stop the others; its text may echo data
@@ -167,7 +172,7 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
         error, shown = listed_failure
         return SyncResult(False, error.reason, shown, target_name, retry_after=error.retry_after, spec=spec,
                           throttled=isinstance(error, Throttled))
-    answers = fetch_answers(ctx.pool, namespace, spec, resolved, find_refs(spec, listings))
+    answers = fetch_answers(ctx.pool, namespace, spec, resolved, find_refs(spec, listings), fresh=fresh_read(body))
     built = assemble(spec, answers, listings)
     if built.failure is not None:
         errors = [e for per_ref in answers.values() for e in per_ref.values() if isinstance(e, ProviderError)]
@@ -214,6 +219,15 @@ def sync(ctx: SyncContext, body: Mapping[str, Any]) -> SyncResult:
         changed_keys=changed, spec=spec, data=data, warnings=_warnings(resolved),
         found=tuple(o for o in built.origins if o.found_by is not None),
     )
+
+
+def fresh_read(body: Mapping[str, Any]) -> bool:
+    """Whether this sync must read every remote secret afresh: a force-sync asks for it, and a spec
+    edit (a generation not yet observed) means the user wants what the providers hold now. A new
+    BotSecret, a refresh or a retry may take what another BotSecret read moments before."""
+    observed = (body.get("status") or {}).get("observedGeneration")
+    generation = (body.get("metadata") or {}).get("generation")
+    return force_requested(body) or (observed is not None and observed != generation)
 
 
 def force_requested(body: Mapping[str, Any]) -> bool:

@@ -51,6 +51,9 @@ PAUSED_RECHECK = 15.0
 FAILED_RECHECK = 30.0  # a failed rollout is looked at again, so that a repair by hand is seen
 REFUSED_RETRY = 30.0  # a restart patch the apiserver refused (RBAC, admission) is tried again
 MISSING_RECHECK = 15.0  # nothing watches workloads: a named target that does not exist is looked for
+# A workload that stays paused, or a rollout that stays failed, is looked at less and less often:
+# a quarter of the time it has been so, between the rechecks above and this.
+MAX_STUCK_RECHECK = 600.0
 # However often the data keeps changing, a restart waits at most this many debounce periods
 # (and at least a minute) after the first change.
 MAX_DEBOUNCE_FACTOR = 6
@@ -196,7 +199,7 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
             paused, refused = _restart(workloads, mark, due, entries, pending, now, outcome, plan)
             pending = pending if paused or refused else None
             if paused:
-                outcome.wake(PAUSED_RECHECK)
+                outcome.wake(stuck_recheck(PAUSED_RECHECK, (pending or {}).get("firstChangedAt"), now))
             if refused:
                 outcome.wake(REFUSED_RETRY)
     else:
@@ -397,7 +400,18 @@ def _look_again(workload: Workload, entry: dict[str, Any], now: datetime.datetim
     if phase == "Complete":
         entry.update(phase="Complete", message=f"{message} (after a failed rollout)", finishedAt=_iso(now))
     else:
-        outcome.wake(FAILED_RECHECK)
+        outcome.wake(stuck_recheck(FAILED_RECHECK, entry.get("finishedAt"), now))
+
+
+def stuck_recheck(first: float, since: str | None, now: datetime.datetime) -> float:
+    """When to look again at a workload stuck (paused, failed) since ``since``: at first after
+    ``first`` seconds, then after a quarter of the time it has been stuck, at most
+    :data:`MAX_STUCK_RECHECK`."""
+    try:
+        stuck = (now - _parse(since)).total_seconds() if since else 0.0
+    except ValueError:
+        stuck = 0.0
+    return min(MAX_STUCK_RECHECK, max(first, stuck / 4))
 
 
 _UNRESOLVED = (("Forbidden", "forbidden"), ("KindNotServed", "kind not served"), ("TargetNotFound", "not found"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import os
 import secrets as random_secrets
 import threading
@@ -19,6 +20,8 @@ from kubernetes.client.exceptions import ApiException
 
 from .connect import ProviderPool
 from .dependents import Dependents
+from .limits import Limits
+from .optin import OptInListing
 from .reconcile import SyncContext
 from .resolve import StoreLookup
 
@@ -28,6 +31,7 @@ __all__ = [
     "OperatorNamespaceMissing",
     "Released",
     "Runtime",
+    "count_botsecrets",
     "load_or_create_hmac_key",
 ]
 
@@ -84,6 +88,13 @@ class OperatorConfig:
     # Namespaces whose BotSecrets may use the operator's own cloud identity ("*": all). Empty by
     # default: a BotSecret acts as its own namespace's identity or not at all.
     ambient_namespaces: frozenset[str] = frozenset()
+    # Per provider endpoint: calls at once, and calls a second (0: unlimited).
+    provider_concurrency: int = 16
+    provider_rate: float = 50.0
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(concurrency=self.provider_concurrency, rate=self.provider_rate, max_wait=self.provider_timeout)
 
     @classmethod
     def from_environment(cls) -> OperatorConfig:
@@ -92,15 +103,34 @@ class OperatorConfig:
             provider_timeout=float(os.environ.get("BOTSECRET_PROVIDER_TIMEOUT", cls.provider_timeout)),
             sync_threads=int(os.environ.get("BOTSECRET_SYNC_THREADS", cls.sync_threads)),
             ambient_namespaces=_names(os.environ.get("BOTSECRET_AMBIENT_NAMESPACES")),
+            provider_concurrency=int(os.environ.get("BOTSECRET_PROVIDER_CONCURRENCY", cls.provider_concurrency)),
+            provider_rate=float(os.environ.get("BOTSECRET_PROVIDER_RATE", cls.provider_rate)),
         )
 
 
-def api_client() -> Any:
+def api_client(connections: int | None = None) -> Any:
+    """The API client. ``connections``: keep-alive connections to the apiserver to keep, one per
+    thread that may call at once; urllib3's default of 10 made 64 sync threads discard a
+    connection after most requests and pay a new TLS handshake for the next."""
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    if connections is not None:
+        configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
+
+
+def count_botsecrets(api: Any) -> int:
+    """How many BotSecrets there are, from one list of one item (its remainingItemCount)."""
+    try:
+        response: Any = client.CustomObjectsApi(api).list_cluster_custom_object(
+            "botsecret.dev", "v1alpha1", "botsecrets", limit=1, _preload_content=False)
+        page = json.loads(response.data)
+    except (ApiException, ValueError):
+        return 0  # e.g. an operator limited to some namespaces may not list cluster-wide
+    return len(page.get("items") or []) + int((page.get("metadata") or {}).get("remainingItemCount") or 0)
 
 
 def load_or_create_hmac_key(core: Any, namespace: str) -> bytes:
@@ -141,14 +171,19 @@ class Runtime:
     dependents: Dependents = field(default_factory=lambda: Dependents(), repr=False)
     released: Released = field(default_factory=Released, repr=False)
     started_at: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+    # BotSecrets that existed at start (0 if they could not be counted): sizes the start-up spread.
+    fleet_size: int = 0
+    opt_in_listing: OptInListing | None = field(default=None, repr=False)
 
     @classmethod
     def start(cls, settings: OperatorConfig) -> Runtime:
-        api = api_client()
+        api = api_client(connections=settings.sync_threads + 8)  # + the store watch and handlers
         core = client.CoreV1Api(api)
         key = load_or_create_hmac_key(core, settings.namespace)
-        pool = ProviderPool(core, timeout=settings.provider_timeout, ambient_namespaces=settings.ambient_namespaces)
-        return cls(settings, api, key, pool, StoreLookup(api))
+        pool = ProviderPool(core, timeout=settings.provider_timeout, ambient_namespaces=settings.ambient_namespaces,
+                            limits=settings.limits)
+        return cls(settings, api, key, pool, StoreLookup(api), fleet_size=count_botsecrets(api),
+                   opt_in_listing=OptInListing(api))
 
     @property
     def core(self) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import random
 
-__all__ = ["JITTER", "MAX_BACKOFF_SECONDS", "Retry", "next_delay", "throttle_cap"]
+__all__ = ["JITTER", "MAX_BACKOFF_SECONDS", "Retry", "next_delay", "startup_spread_seconds", "throttle_cap"]
 
 JITTER = 0.10
 MAX_BACKOFF_SECONDS = 300.0
@@ -15,6 +15,10 @@ FIRST_BACKOFF_SECONDS = 2.0
 # intervals are already longer than that.
 THROTTLE_MAX_FACTOR = 10.0
 THROTTLE_MAX_SECONDS = 3600.0
+# BotSecrets that existed before an operator start are first synced over at least this long...
+STARTUP_SPREAD_SECONDS = 10.0
+# ...and longer for a larger fleet: about this many a second.
+STARTUP_RATE_PER_SECOND = 100.0
 
 
 class Retry(enum.Enum):
@@ -29,6 +33,12 @@ class Retry(enum.Enum):
 def throttle_cap(refresh_seconds: float) -> float:
     """The longest a throttled BotSecret waits."""
     return max(2 * refresh_seconds, min(THROTTLE_MAX_FACTOR * refresh_seconds, THROTTLE_MAX_SECONDS))
+
+
+def startup_spread_seconds(fleet_size: int) -> float:
+    """Over how long the first syncs after a start are spread: in proportion to the fleet, so that
+    10,000 BotSecrets do not all ask their providers in the same ten seconds."""
+    return max(STARTUP_SPREAD_SECONDS, fleet_size / STARTUP_RATE_PER_SECOND)
 
 
 def _exponential(first: float, failures: int) -> float:

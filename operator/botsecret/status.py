@@ -3,14 +3,20 @@ Pure."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
 from .reconcile import SyncResult
 
 __all__ = [
-    "condition", "events_for", "found_status", "log_line", "ready_condition", "rollout_status_patch", "status_patch",
+    "SYNCED_AT_MAX_AGE_SECONDS", "condition", "events_for", "found_status", "log_line", "ready_condition",
+    "rollout_status_patch", "status_patch",
 ]
+
+# A sync that changes nothing else patches status only when syncedAt is older than this: an idle
+# refresh costs no write, and syncedAt still says "checked within the last day".
+SYNCED_AT_MAX_AGE_SECONDS = 24 * 3600.0
 
 
 def condition(kind: str, status: str, reason: str, message: str, *, generation: int, now: str,
@@ -37,8 +43,9 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
                  force_sync: str | None, rollout: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The merge patch for ``status`` (only the fields that change), or ``None`` when nothing does.
 
-    ``syncedAt`` is the end of the last successful sync, written or not; ``writtenAt`` the last
-    time the Secret was written. A failure moves neither. ``rollout`` carries ``entries``,
+    ``syncedAt`` is the end of the last successful sync that changed anything in status (or, when
+    nothing did, of the first one a day after the last recorded): an idle refresh patches nothing.
+    ``writtenAt`` is the last time the Secret was written. A failure moves neither. ``rollout`` carries ``entries``,
     ``pending`` and ``condition`` (status, reason, message) from the rollout step, or is ``None``
     when the BotSecret names no rollout targets.
     """
@@ -57,14 +64,25 @@ def status_patch(result: SyncResult, *, current: Mapping[str, Any], generation: 
             {"key": o.key, "source": o.source, "remoteName": o.remote_name, "version": o.version}
             for o in result.origins
         ]
-        if result.spec is not None and result.found is not None:
+        if result.spec is not None and result.found is not None and (result.spec.finds or "found" in current):
+            # Only BotSecrets with finds carry the field (or had them: then it is emptied), so the
+            # upgrade that introduced it costs no status patch for the others.
             patch["found"] = found_status(result)
-    if result.ready and result.fetched:
-        patch["syncedAt"] = now
-        if result.written:
-            patch["writtenAt"] = now
+    if result.ready and result.fetched and result.written:
+        patch["writtenAt"] = now
     changed = {k: v for k, v in patch.items() if current.get(k) != v}
-    return changed or None
+    if result.ready and result.fetched and (changed or _older_than(current.get("syncedAt"), now,
+                                                                    SYNCED_AT_MAX_AGE_SECONDS)):
+        changed["syncedAt"] = now
+    return {k: v for k, v in changed.items() if current.get(k) != v} or None
+
+
+def _older_than(stamp: Any, now: str, seconds: float) -> bool:
+    try:
+        then = datetime.datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ")
+        return (datetime.datetime.strptime(now, "%Y-%m-%dT%H:%M:%SZ") - then).total_seconds() >= seconds
+    except ValueError:
+        return True  # never recorded, or unreadable
 
 
 def found_status(result: SyncResult) -> list[dict[str, Any]]:

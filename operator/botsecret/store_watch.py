@@ -94,9 +94,14 @@ class StoreWatch:
         state.next_poll = time.monotonic() + _jittered(CREDENTIALS_POLL_SECONDS)
         if versions != state.versions:
             state.versions = versions
+            self._forget_credentials(state)
             woken = self._dependents.wake(key)
             log.info(f"{_shown(key)}: a Secret it names changed; re-syncing {woken} BotSecret(s)")
             await self._check(key, state)
+
+    def _forget_credentials(self, state: _State) -> None:
+        with contextlib.suppress(InvalidSpec):
+            self._pool.forget_credentials(secret_refs(parse_store(state.kind, state.body)))
 
     def _versions(self, state: _State) -> tuple[str | None, ...]:
         try:

@@ -18,7 +18,8 @@ from kubernetes.client.exceptions import ApiException
 
 from . import metrics, version_store
 from .kinds import WorkloadKind
-from .spec import APPS_V1, BUILTIN_WORKLOAD_KINDS, RolloutTarget
+from .optin import OptInListing
+from .spec import APPS_V1, RolloutTarget
 from .workloads import restart_on
 
 __all__ = ["WORKLOAD_FIELD_MANAGER", "RestartRefused", "Unresolved", "Workload", "Workloads"]
@@ -74,11 +75,13 @@ def _selector(target: RolloutTarget) -> str:
 class Workloads:
     """The workloads of one namespace, read and patched for one cycle."""
 
-    def __init__(self, api: Any, namespace: str) -> None:
+    def __init__(self, api: Any, namespace: str, listing: OptInListing | None = None, *, fresh: bool = True) -> None:
         self._apps = client.AppsV1Api(api)
         self._custom: Any = client.CustomObjectsApi(api)
         self._api = api
         self._namespace = namespace
+        self._listing = listing or OptInListing(api)
+        self._fresh = fresh
         self._opted: dict[str, list[Workload]] = {}
         # apiVersion -> {kind: resource name} of its namespaced kinds; None: not served.
         self._served: dict[str, dict[str, str] | None] = {}
@@ -87,15 +90,14 @@ class Workloads:
     def opted_in(self, secret_name: str) -> list[Workload]:
         """The apps/v1 workloads of the namespace whose ``botsecret.dev/restart-on`` annotation opts
         in to restarts for ``secret_name``. Listed (the operator's existing ``list`` on the three
-        kinds), not watched; once per cycle."""
+        kinds), not watched; the namespace's listing is shared by its BotSecrets (see optin.py)."""
         if secret_name not in self._opted:
             found: list[Workload] = []
-            for kind in BUILTIN_WORKLOAD_KINDS:
-                for obj in self._call("list", kind, self._namespace).items:
-                    how = restart_on(obj.metadata.annotations, secret_name)
-                    if how is not None:
-                        found.append(Workload(kind, obj.metadata.name, self._api.sanitize_for_serialization(obj),
-                                              named=how == "named"))
+            for kind, body in self._listing.get(self._namespace, fresh=self._fresh):
+                meta = body.get("metadata") or {}
+                how = restart_on(meta.get("annotations"), secret_name)
+                if how is not None:
+                    found.append(Workload(kind, str(meta.get("name", "")), body, named=how == "named"))
             self._opted[secret_name] = found
         return self._opted[secret_name]
 

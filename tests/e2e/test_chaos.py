@@ -17,6 +17,7 @@ import datetime
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,15 +33,19 @@ from tests.harness.aws import MotoServer
 from tests.harness.cluster import OPERATOR_USER, ControlPlane
 from tests.harness.cluster_fixtures import Kube
 from tests.harness.fault_proxy import FaultProxy
+from tests.harness.gcp_fake import GcpSecretManagerFake
 from tests.harness.leaks import secret_value
 from tests.harness.stores import create_cluster_store, create_store, delete_cluster_store, store_ref
+from tests.harness.throttling_proxy import ThrottlingProxy
 from tests.harness.vault import ROOT_TOKEN
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.chaos
 
 GROUP, VERSION = "botsecret.dev", "v1alpha1"
-STALL_SECONDS = 6.0  # how long etcd stands still: more than the 5 s refresh of the BotSecret in it
+# How long etcd stands still (SIGSTOP): more than the 5 s refresh of the BotSecret in it. The
+# test sleeps this long on purpose: the sleep is the injected fault, not a stand-in for evidence.
+STALL_SECONDS = 6.0
 
 
 @pytest.fixture(autouse=True)
@@ -473,6 +478,110 @@ def test_a_provider_outage_keeps_the_secret_and_recovery_restarts_nothing(
     bot.assert_restarts()
 
 
+# Reads of one BotSecret (refresh 5 s) are counted where they arrive, in windows of fixed length
+# (a count per window, not a rate guessed from the span of a few reads). The healthy rate is steady
+# (one read per refresh), so half a minute counts it; the first minute of throttling is counted
+# whole, since the backoff grows inside it (2, 4, 8 ... refresh intervals).
+HEALTHY_WINDOW = 30.0
+THROTTLED_WINDOW = 60.0
+# Longer than the operator's first throttled backoff (2 x 5 s, +-10 %): a GCP read sooner than
+# RetryInfo's delay after a throttled answer shows the delay was ignored.
+GCP_RETRY_DELAY = 15.0
+
+
+def _per_minute(times: list[float], start: float, window: float) -> float:
+    return sum(start <= t < start + window for t in times) * 60.0 / window
+
+
+def test_throttled_providers_are_asked_less_often_and_recover_by_themselves(
+    operator: Any, cluster: ControlPlane, kube: Kube, namespace: str, aws: MotoServer, gcp: GcpSecretManagerFake,
+) -> None:
+    """AWS throttled by a loopback proxy (HTTP 429, ThrottlingException) and GCP by the Secret
+    Manager fake (gRPC RESOURCE_EXHAUSTED, ErrorInfo RATE_LIMIT_EXCEEDED, RetryInfo), side by side
+    so that both cost one wait. Each BotSecret feeds a Deployment of its own."""
+    proxy = ThrottlingProxy(aws.endpoint)  # answers 429 with a ThrottlingException body while throttling
+    proxy.start()
+    project, aws_name, gcp_id = f"quota-{namespace}", f"{namespace}/throttled", "throttled"
+    try:
+        aws.client().create_secret(Name=aws_name, SecretString=secret_value("chaos_aws_throttled"))
+        gcp.put(project, gcp_id, secret_value("chaos_gcp_throttled").encode())
+        sources = {"aws": bs.aws_source(kube, namespace, proxy.endpoint), "gcp": bs.gcp_source(gcp.endpoint, project=project)}
+        remote = {"aws": aws_name, "gcp": gcp_id}
+        for provider in ("aws", "gcp"):
+            wl.deployment(kube, namespace, provider, **wl.uses_all(f"{provider}-env"))
+            bs.create(kube, namespace, provider, {
+                "sources": [sources[provider]], "refreshInterval": "5s", "target": {"name": f"{provider}-env"},
+                "data": [{"key": "K", "remoteRef": {"name": remote[provider]}}],
+                "rollout": {"targets": [{"kind": "Deployment", "name": provider}]}})
+        for provider in ("aws", "gcp"):
+            bs.wait_ready(kube, namespace, provider, reason="Synced", timeout=60)
+            wait_for(lambda p=provider: wl.replicasets(kube, namespace, p) == 1, what=f"Deployment {provider}'s ReplicaSet")
+        good = {p: bs.secret_data(kube, namespace, f"{p}-env") for p in ("aws", "gcp")}
+
+        def reads() -> dict[str, list[float]]:
+            return {"aws": [a.at for a in proxy.arrivals() if aws_name in a.secret_ids],
+                    "gcp": [a.at for a in gcp.arrivals(resource_prefix=f"projects/{project}/secrets/{gcp_id}/",
+                                                       method="AccessSecretVersion")]}
+
+        def window(seconds: float) -> float:
+            """Count for ``seconds``; every second of it, the Secrets keep their data and nothing restarts."""
+            start = time.monotonic()
+            while (left := start + seconds - time.monotonic()) > 0:
+                for p in ("aws", "gcp"):
+                    assert bs.secret_data(kube, namespace, f"{p}-env") == good[p], f"throttling changed Secret {p}-env"
+                    assert wl.replicasets(kube, namespace, p) == 1, f"throttling restarted Deployment {p}"
+                time.sleep(min(1.0, left))
+            return start
+
+        healthy_from = window(HEALTHY_WINDOW)
+        with chaos.fault("AWS throttles (HTTP 429 ThrottlingException)"), \
+                chaos.fault("GCP throttles (RESOURCE_EXHAUSTED with RetryInfo)"):
+            since = audit_now()
+            proxy.throttling = True
+            gcp.throttle(project, GCP_RETRY_DELAY)
+            throttled_from = window(THROTTLED_WINDOW)
+            for provider in ("aws", "gcp"):
+                ready = bs.ready(bs.get(kube, namespace, provider))
+                assert ready is not None and (ready["status"], ready["reason"]) == ("False", "ProviderError"), ready
+                assert "throttled" in ready["message"], ready
+            proxy.throttling = False
+            gcp.throttle(project, None)
+            lifted = time.monotonic()
+
+            # Back by the backoff alone: no force-sync is sent.
+            for provider in ("aws", "gcp"):
+                bs.wait_ready(kube, namespace, provider, reason="Synced", timeout=120)
+            recovered = time.monotonic() - lifted
+            counted = reads()
+            rates = {p: (_per_minute(t, healthy_from, HEALTHY_WINDOW), _per_minute(t, throttled_from, THROTTLED_WINDOW))
+                     for p, t in counted.items()}
+            throttled_gcp = [a.at for a in gcp.arrivals(resource_prefix=f"projects/{project}/", method="AccessSecretVersion")
+                             if a.throttled]
+            # Every GCP read that followed a throttled answer, the first one after the lift included.
+            gaps = [round(later - at, 1) for at, later in zip(counted["gcp"], counted["gcp"][1:], strict=False)
+                    if at in throttled_gcp]
+            print(f"throttling, reads of one BotSecret per minute (refresh 5 s), healthy -> throttled: "
+                  f"AWS {rates['aws'][0]:.1f} -> {rates['aws'][1]:.1f}, GCP {rates['gcp'][0]:.1f} -> {rates['gcp'][1]:.1f}; "
+                  f"GCP gaps after a throttled answer {gaps} s (RetryInfo {GCP_RETRY_DELAY:.0f} s); "
+                  f"Synced again {recovered:.0f} s after the lift")
+            for provider, (healthy, throttled) in rates.items():
+                assert 0 < throttled < healthy, f"{provider}: {throttled:.1f} reads/min throttled, {healthy:.1f} healthy"
+            assert proxy.arrivals(throttled=True), "no AWS read was throttled"
+            assert len(gaps) >= 2 and min(gaps) >= GCP_RETRY_DELAY, gaps
+            for provider in ("aws", "gcp"):
+                data = bs.secret_data(kube, namespace, f"{provider}-env") or {}
+                chaos.writes_lost(sum(data.get(k) != v for k, v in good[provider].items()))
+                assert data == good[provider]
+                seen = wl.replicasets(kube, namespace, provider)
+                chaos.restarts(expected=1, seen=seen)
+                assert seen == 1, f"Deployment {provider}: {seen} ReplicaSets"
+                writes = secret_writes(cluster, namespace, f"{provider}-env", since=since)
+                assert writes == [], [(w["verb"], w["requestReceivedTimestamp"]) for w in writes]
+    finally:
+        gcp.throttle(project, None)
+        proxy.stop()
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. A slow provider: 30 BotSecrets on a black hole, and a healthy one elsewhere
 # ---------------------------------------------------------------------------------------------
@@ -671,31 +780,72 @@ def test_an_apiserver_restart_costs_nothing(operator: Any, cluster: ControlPlane
         assert bs.secret_data(kube, namespace, "bot-env")["A"] == value
 
 
+BOTSECRETS = f"/apis/{GROUP}/{VERSION}/botsecrets"
+
+
+def _resource_version(uri: str) -> int | None:
+    found = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query).get("resourceVersion", [""])[0]
+    return int(found) if found else None
+
+
+def operator_botsecret_streams(cluster: ControlPlane, *, since: str) -> list[dict[str, Any]]:
+    """The operator's cluster-wide lists and watches of BotSecrets received since ``since``, in
+    order: verb, resourceVersion asked for, and the status code of each audit stage."""
+    requests: dict[str, dict[str, Any]] = {}
+    for e in cluster.audit_events():
+        uri = e.get("requestURI", "")
+        if (e.get("user", {}).get("username") == OPERATOR_USER and uri.split("?")[0] == BOTSECRETS
+                and e.get("verb") in ("list", "watch") and e.get("requestReceivedTimestamp", "") >= since):
+            request = requests.setdefault(e["auditID"], {"verb": e["verb"], "from": _resource_version(uri),
+                                                         "at": e["requestReceivedTimestamp"], "stages": {}})
+            request["stages"][e["stage"]] = (e.get("responseStatus") or {}).get("code")
+    return sorted(requests.values(), key=lambda r: str(r["at"]))
+
+
 def test_a_watch_expired_by_compaction_is_relisted_without_a_write_or_restart(
     operator: Any, cluster: ControlPlane, kube: Kube, namespace: str, aws: MotoServer,
 ) -> None:
+    """The relist must come from the 410 itself, not from a bookmark or an error: the operator is
+    frozen (SIGSTOP) across the apiserver's restart over a compacted etcd, and thawed only once an
+    admin's watch from the newest version it can hold is answered ``Expired``; its first watch
+    after that then resumes from a version that is proven gone. kopf (watching.py) lists only when
+    a stream starts afresh: at start-up, after a 410, or after an error escapes (the log is checked
+    for none)."""
     bot = Bot(kube, namespace, aws, aws.endpoint)
     bot.settled()
     with chaos.fault("watch expiry: etcd compacted past the operator's resourceVersion"):
         since = audit_now()
-        compacted = cluster.restart_apiserver(compact=True)
-        assert compacted is not None
+        operator.pause()
+        try:
+            # Nothing the frozen operator has read (events, bookmarks) is newer than this list.
+            held = int(kube.custom.list_cluster_custom_object(GROUP, VERSION, "botsecrets")["metadata"]["resourceVersion"])
+            # One write after it, so that the compaction passes every version the operator holds.
+            kube.core.create_namespaced_config_map(namespace, {"metadata": {"name": "after-the-freeze"}})
+            compacted = cluster.restart_apiserver(compact=True)
+            assert compacted is not None and compacted > held, (compacted, held)
+            expired = wait_for(lambda: (e := cluster.first_watch_event(BOTSECRETS, held)).get("type") == "ERROR" and e,
+                               timeout=60, what=f"an admin watch from resourceVersion {held} answered with an error")
+            assert (expired["object"]["code"], expired["object"]["reason"]) == (410, "Expired"), expired
+        finally:
+            thawed = audit_now()
+            operator.resume()
 
-        def watches() -> list[int]:
-            # resourceVersions the operator's BotSecret watches resumed from since the restart. The
-            # apiserver answers a compacted one with an Expired (410) event in a 200 stream.
-            found = []
-            for e in cluster.audit_events():
-                uri = e.get("requestURI", "")
-                if (e.get("user", {}).get("username") == OPERATOR_USER and e.get("verb") == "watch"
-                        and uri.startswith("/apis/botsecret.dev/v1alpha1/botsecrets?")
-                        and e.get("requestReceivedTimestamp", "") >= since and "resourceVersion=" in uri):
-                    found.append(int(uri.split("resourceVersion=")[1].split("&")[0]))
-            return found
+        def resumed_then_relisted() -> list[dict[str, Any]] | None:
+            streams = operator_botsecret_streams(cluster, since=thawed)
+            return streams[:3] if len(streams) >= 3 and "ResponseComplete" in streams[0]["stages"] else None
 
-        resumed = wait_for(lambda: (w := watches()) and min(w) < compacted <= max(w) and w, timeout=60,
-                           what="a watch from before the compaction, then one from a fresh list")
-        assert min(resumed) < compacted
+        old, relist, fresh = wait_for(resumed_then_relisted, timeout=60,
+                                      what="the operator's watch from its old version, a list and a new watch")
+        streams = [(r["verb"], r["from"], r["stages"]) for r in (old, relist, fresh)]
+        # The old version's watch: answered 200 (the 410 is an event inside the stream) and ended.
+        assert old["verb"] == "watch" and old["from"] is not None and old["from"] <= held, streams
+        assert old["stages"] == {"ResponseStarted": 200, "ResponseComplete": 200}, streams
+        # Straight after it a list from nothing, then a watch from the list's version (past the compaction).
+        assert relist["verb"] == "list" and relist["from"] is None, streams
+        assert fresh["verb"] == "watch" and fresh["from"] is not None and fresh["from"] >= compacted, streams
+        assert "Error in the watch-stream" not in operator.output()
+        print(f"watch expiry: operator held {held}, etcd compacted at {compacted}; audit after the thaw: {streams}")
+
         bot.settled()
         assert secret_writes(cluster, namespace, "bot-env", since=since) == []
         bot.assert_restarts()
@@ -716,8 +866,10 @@ def test_an_etcd_stall_is_survived_and_nothing_is_written_twice(
         cluster.pause_etcd()
         try:
             wait_for(lambda: not cluster.etcd_healthy(), timeout=30, what="the apiserver to find etcd unresponsive")
-            # The stall itself lasts longer than a refresh interval (5 s), so that a refresh runs into
-            # it; the audit log below proves that one did.
+            # This sleep is the fault itself, not a wait for evidence: etcd stands still for
+            # STALL_SECONDS, longer than a refresh interval (5 s), so that the operator's requests run
+            # into it. What follows checks the evidence: the audit log shows a request of the
+            # operator received during the stall and answered after it, and one Secret write.
             time.sleep(STALL_SECONDS)
         finally:
             resumed = audit_now()

@@ -94,7 +94,9 @@ def test_a_template_error_is_a_condition_that_names_the_key_and_leaks_nothing(
     message = bs.ready(body)["message"]  # type: ignore[index]
     assert message == "spec.target.template.data[broken.cfg]: UndefinedError at line 2"
     assert bs.secret_data(kube, namespace, "bot") == good, "the last good Secret stays"
-    events = kube.core.list_namespaced_event(namespace, field_selector="reason=TemplateError").items
+    # kopf posts events from a queue of its own, after the cycle's status patch: wait for it.
+    events = wait_for(lambda: kube.core.list_namespaced_event(namespace, field_selector="reason=TemplateError").items,
+                      what="the TemplateError event")
     assert events and all(e.message == message for e in events)
     shown = json.dumps(body) + "".join(e.message for e in events)
     assert not any(v in shown for v in values.values() if v)

@@ -23,6 +23,9 @@ CACHE = Path.home() / ".cache" / "botsecret" / "image"
 pytestmark = [
     pytest.mark.packaging,
     pytest.mark.image,
+    # The image fixture gives the build 1800 s (a new machine builds the base with mmdebstrap; a
+    # shared cache builds one image at a time): pytest-timeout's 300 s must not cut it shorter.
+    pytest.mark.timeout(1800),
     pytest.mark.skipif(shutil.which("buildah") is None,
                        reason="buildah is not installed: hack/install-image-tools.sh installs it (as root)"),
 ]

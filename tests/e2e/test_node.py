@@ -23,6 +23,7 @@ pytestmark = pytest.mark.node
 
 
 @pytest.mark.hostcheck
+@pytest.mark.timeout(1800)  # it may wait for another test run's node to go (tests/harness/node.py: host_lock)
 def test_a_node_that_fails_to_start_leaves_the_host_as_it_was(cluster: ControlPlane, kube: Kube,
                                                                artifacts: Path) -> None:
     reason = missing_requirements()

@@ -335,10 +335,11 @@ def test_two_botsecrets_merge_into_one_secret_and_each_removes_only_its_keys(
                                      "data": [{"key": "B", "remoteRef": {"name": f"{namespace}/b"}}]})
     bs.wait_secret(kube, namespace, "env", {"MINE": b"kept", "A": a.encode(), "B": b.encode()})
     # Evidence of a refresh of each after both keys were there: neither may take the other's key away.
-    synced = {name: bs.wait_ready(kube, namespace, name, reason="Synced")["status"]["syncedAt"] for name in "ab"}
     for name in "ab":
-        wait_for(lambda name=name: bs.get(kube, namespace, name)["status"]["syncedAt"] > synced[name],
-                 timeout=60, what=f"a refresh of BotSecret {name}")
+        bs.wait_ready(kube, namespace, name, reason="Synced")
+    both_there = time.time()
+    for name in "ab":
+        bs.wait_refreshed(operator, namespace, name, after=both_there)
     assert bs.secret_data(kube, namespace, "env") == {"MINE": b"kept", "A": a.encode(), "B": b.encode()}
     assert all(bs.ready(bs.get(kube, namespace, name))["reason"] == "Synced" for name in "ab")
     bs.delete(kube, namespace, "a")
@@ -467,10 +468,10 @@ def test_synced_at_is_the_last_check_written_at_the_last_write_and_the_log_names
     written = status["writtenAt"]
     assert status["syncedAt"] >= written
 
-    # A refresh that finds nothing new moves syncedAt only.
-    later = wait_for(lambda: (s := bs.get(kube, namespace, "bot")["status"])["syncedAt"] > status["syncedAt"] and s,
-                     timeout=60, what="a refresh")
-    assert later["writtenAt"] == written
+    # A refresh that finds nothing new patches no status at all (issue 12): syncedAt stays.
+    bs.wait_refreshed(operator, namespace, "bot", after=time.time())
+    later = bs.get(kube, namespace, "bot")["status"]
+    assert later["writtenAt"] == written and later["syncedAt"] == status["syncedAt"]
     sm.put_secret_value(SecretId=f"{namespace}/k", SecretString=second)
     bs.wait_secret(kube, namespace, "bot", {"K": second.encode()})
     wait_for(lambda: bs.get(kube, namespace, "bot")["status"]["writtenAt"] > written, what="writtenAt moved")

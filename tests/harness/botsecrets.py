@@ -115,3 +115,16 @@ def vault_source(kube: Kube, namespace: str, address: str, name: str = "vault", 
 
 def gcp_source(endpoint: str, name: str = "gcp", project: str = "bots", **extra: Any) -> dict[str, Any]:
     return {"name": name, "gcp": {"project": project, "endpoint": endpoint, **extra}}
+
+
+def last_checked(operator: Any, namespace: str, name: str) -> float:
+    """Unix time of the BotSecret's last successful sync, from the operator's metrics: an idle
+    refresh patches no status, so this is where a test sees that a refresh happened."""
+    value: float = operator.metric("botsecret_last_success_timestamp_seconds", namespace=namespace, name=name)
+    return value
+
+
+def wait_refreshed(operator: Any, namespace: str, name: str, after: float, timeout: float = 60) -> None:
+    """Until the BotSecret has synced successfully after Unix time ``after``."""
+    wait_for(lambda: last_checked(operator, namespace, name) > after, timeout=timeout, interval=0.5,
+             what=f"a refresh of BotSecret {name}")

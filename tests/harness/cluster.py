@@ -233,6 +233,21 @@ class ControlPlane:
         call("/v3/kv/compaction", {"revision": revision, "physical": True})
         return revision
 
+    def first_watch_event(self, path: str, resource_version: int) -> dict[str, Any]:
+        """What an admin's watch of ``path`` from ``resource_version`` gets first (within 2 s): an
+        event, or ``{"type": "HTTP", "code": N}`` when the request itself is refused. A version
+        etcd has compacted away gets ``ERROR`` with a Status of code 410, reason ``Expired``."""
+        import json
+
+        url = f"{self.server}{path}?watch=true&resourceVersion={resource_version}&timeoutSeconds=2"
+        try:
+            with urllib.request.urlopen(url, context=self._ssl_context(), timeout=10) as response:
+                line = response.readline()
+        except urllib.error.HTTPError as e:
+            return {"type": "HTTP", "code": e.code}
+        event: dict[str, Any] = json.loads(line) if line.strip() else {"type": "NONE"}
+        return event
+
     def pause_etcd(self) -> None:
         """SIGSTOP etcd: it keeps its sockets and answers nothing, as a disk stall does."""
         assert self.etcd is not None

@@ -13,9 +13,13 @@ disabled fails), accessing a disabled or destroyed version is FAILED_PRECONDITIO
 
 Failure injection: set :attr:`GcpSecretManagerFake.outage` to a status code to fail every RPC
 while it is set, :meth:`GcpSecretManagerFake.fail_next` to fail the next few,
+:meth:`GcpSecretManagerFake.throttle` to answer every RPC on one project's resources as Google's
+quota system does (RESOURCE_EXHAUSTED with an ErrorInfo ``RATE_LIMIT_EXCEEDED`` and a
+``google.rpc.RetryInfo`` delay, in the ``grpc-status-details-bin`` trailer),
 :attr:`GcpSecretManagerFake.latency` to make every RPC slow, and
 :attr:`GcpSecretManagerFake.corrupt_checksums` to send payloads whose ``data_crc32c`` is wrong.
-:attr:`GcpSecretManagerFake.calls` counts RPCs by method name.
+:attr:`GcpSecretManagerFake.calls` counts RPCs by method name; :meth:`GcpSecretManagerFake.arrivals`
+lists them with their time and the resource they name.
 
 Transport and identity: by default plaintext gRPC without credentials, as an emulator is
 reached. Given a server certificate (``tls``) it serves TLS only; given a :class:`GoogleAuth`
@@ -41,11 +45,13 @@ from google.cloud.secretmanager_v1 import SecretManagerServiceClient, types
 from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
     SecretManagerServiceGrpcTransport,
 )
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import any_pb2, duration_pb2, empty_pb2, timestamp_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from .gcp_auth import GoogleAuth
 
-__all__ = ["SERVICE", "GcpSecretManagerFake"]
+__all__ = ["SERVICE", "Arrival", "GcpSecretManagerFake"]
 
 SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
 
@@ -59,6 +65,14 @@ State = types.SecretVersion.State
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 _NOT_FOUND = grpc.StatusCode.NOT_FOUND
 _PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+
+
+@dataclass(frozen=True)
+class Arrival:
+    at: float  # time.monotonic() when the RPC reached the fake
+    method: str
+    resource: str  # the request's name (or parent)
+    throttled: bool
 
 
 @dataclass
@@ -108,6 +122,8 @@ class GcpSecretManagerFake:
         self._lock = threading.RLock()
         self._secrets: dict[str, _Secret] = {}
         self._failures: list[tuple[grpc.StatusCode, str | None]] = []
+        self._throttled: dict[str, float] = {}  # project -> RetryInfo delay in seconds
+        self._arrivals: list[Arrival] = []
         self._server: grpc.Server | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -156,10 +172,25 @@ class GcpSecretManagerFake:
         with self._lock:
             self._failures.extend([(code, method)] * count)
 
+    def throttle(self, project: str, retry_delay: float | None) -> None:
+        """Answer every RPC on ``projects/<project>/`` with Google's per-project quota error and a
+        RetryInfo of ``retry_delay`` seconds; ``None`` lifts it."""
+        with self._lock:
+            if retry_delay is None:
+                self._throttled.pop(project, None)
+            else:
+                self._throttled[project] = retry_delay
+
+    def arrivals(self, *, resource_prefix: str = "", method: str | None = None) -> list[Arrival]:
+        with self._lock:
+            return [a for a in self._arrivals
+                    if a.resource.startswith(resource_prefix) and (method is None or a.method == method)]
+
     def reset_failures(self) -> None:
-        """Forget injected failures, keeping the secrets."""
+        """Forget injected failures (throttled projects too), keeping the secrets."""
         with self._lock:
             self._failures.clear()
+            self._throttled.clear()
             self.outage = None
 
     def reset(self) -> None:
@@ -168,6 +199,8 @@ class GcpSecretManagerFake:
             self._secrets.clear()
             self._failures.clear()
             self.calls.clear()
+            self._throttled.clear()
+            self._arrivals.clear()
             self.list_filters.clear()
             self.outage = None
             self.latency = 0.0
@@ -202,7 +235,7 @@ class GcpSecretManagerFake:
         def unary(method: str, fn: Callable[[Any, grpc.ServicerContext], Any], request: Any,
                   serialize: Callable[[Any], bytes]) -> grpc.RpcMethodHandler:
             def call(req: Any, context: grpc.ServicerContext) -> Any:
-                self._before(method, context)
+                self._before(method, context, str(getattr(req, "name", "") or getattr(req, "parent", "")))
                 return fn(req, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -231,7 +264,7 @@ class GcpSecretManagerFake:
             SERVICE, {name: unary(name, fn, req, ser) for name, (fn, req, ser) in methods.items()},
         )
 
-    def _before(self, method: str, context: grpc.ServicerContext) -> None:
+    def _before(self, method: str, context: grpc.ServicerContext, resource: str) -> None:
         if self.auth is not None:
             authorization = dict(context.invocation_metadata()).get("authorization")
             if not self.auth.accepts(str(authorization) if authorization is not None else None):
@@ -243,6 +276,9 @@ class GcpSecretManagerFake:
         with self._lock:
             self.calls[method] += 1
             outage, latency = self.outage, self.latency
+            project = resource.split("/")[1] if resource.startswith("projects/") else ""
+            retry_delay = self._throttled.get(project)
+            self._arrivals.append(Arrival(time.monotonic(), method, resource, retry_delay is not None))
             injected = None
             for i, (_code, only) in enumerate(self._failures):
                 if only is None or only == method:
@@ -251,6 +287,8 @@ class GcpSecretManagerFake:
         # Sleep outside the lock so a slow call does not stall the others.
         if latency:
             time.sleep(latency)
+        if retry_delay is not None:
+            context.abort_with_status(rpc_status.to_status(_quota_exceeded(project, retry_delay)))
         if outage is not None:
             _abort(context, outage, f"injected outage ({outage.name})")
         if injected is not None:
@@ -429,6 +467,24 @@ class GcpSecretManagerFake:
     def _destroy(self, request: types.DestroySecretVersionRequest,
                  context: grpc.ServicerContext) -> types.SecretVersion:
         return self._change_state(request.name, context, State.DESTROYED)
+
+
+def _quota_exceeded(project: str, retry_delay: float) -> status_pb2.Status:
+    """What Google answers a project over its Secret Manager quota: the text, ErrorInfo and
+    RetryInfo of a real 429 (google.rpc.Status of code RESOURCE_EXHAUSTED)."""
+    metric, limit = "secretmanager.googleapis.com/access_requests", "AccessRequestsPerMinutePerProject"
+    info, retry = any_pb2.Any(), any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(
+        reason="RATE_LIMIT_EXCEEDED", domain="googleapis.com",
+        metadata={"service": "secretmanager.googleapis.com", "consumer": f"projects/{project}",
+                  "quota_metric": metric, "quota_limit": limit, "quota_location": "global"}))
+    seconds = int(retry_delay)
+    retry.Pack(error_details_pb2.RetryInfo(
+        retry_delay=duration_pb2.Duration(seconds=seconds, nanos=int((retry_delay - seconds) * 1e9))))
+    return status_pb2.Status(
+        code=code_pb2.RESOURCE_EXHAUSTED, details=[info, retry],
+        message=f"Quota exceeded for quota metric '{metric}' and limit '{limit}' of service "
+                f"'secretmanager.googleapis.com' for consumer 'projects/{project}'.")
 
 
 # One term of the filter syntax ListSecrets documents, as far as this fake understands it:

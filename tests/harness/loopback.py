@@ -9,11 +9,18 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections when many syncs call at once (the
+    # scale tests and benchmark); a provider would not.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class LoopbackServer:
     """``handler`` served on a free port of 127.0.0.1 by a daemon thread, from start to stop."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -11,7 +11,9 @@ How to use it (see tests/e2e/test_node.py for a whole test)::
 
 - ``node`` (session scope) starts the node once, on first use; it is skipped, saying why, on a
   host that cannot run it (not root; no containerd, runc, CNI plugins, gcc or buildah).
-  Its tear-down undoes every host change and fails if anything is left.
+  Its tear-down undoes every host change and fails if anything is left. One node per host: the
+  fixture waits (up to 30 min) while another test run has one up; tests that use it get a
+  30-minute timeout for that.
 - The bot image prints ``NAME sha256:<16 hex>`` per key, never a value (hack/node/bot.c);
   :func:`digest` computes the same from a value. ``bot --check`` is a readiness probe that
   refuses a value starting with ``reject_prefix``.
@@ -33,6 +35,16 @@ from .cluster import ControlPlane
 from .cluster_fixtures import Kube
 from .node import Node, missing_requirements
 from .waiting import wait_for
+
+LOCK_WAIT_TIMEOUT = 1800  # seconds a test that uses the node may run, waiting for another run's node included
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # One node per host: a test that starts it may first wait for another run's node to go, far
+    # longer than the suite's default timeout allows.
+    for item in items:
+        if "node" in getattr(item, "fixturenames", ()) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(LOCK_WAIT_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

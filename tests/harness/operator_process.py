@@ -6,6 +6,8 @@ and its whole output goes to a log file that the leak test scans.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 import urllib.request
@@ -129,6 +131,15 @@ class OperatorProcess:
         if self.proc is not None:
             processes.kill(self.proc)
             self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets and state and reads nothing, as a frozen node's does."""
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:

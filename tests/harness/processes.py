@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,14 +20,26 @@ STARTED: list[subprocess.Popen[bytes]] = []
 
 
 def free_port(span: int = 1) -> int:
-    """A free TCP port on 127.0.0.1; with ``span`` > 1, the next ``span - 1`` ports are free too."""
+    """A free TCP port on 127.0.0.1; with ``span`` > 1, the next ``span - 1`` ports are free too.
+
+    Under ``BOTSECRET_PORTS=LOW-HIGH`` (set per shard by tests/harness/shard_runner.py) the port
+    comes from that range: concurrent shards then never pick the same port between one's check
+    and its server's bind, as two draws from the kernel's ephemeral range could.
+    """
+    own = os.environ.get("BOTSECRET_PORTS")
+    low, high = (int(bound) for bound in own.split("-")) if own else (0, 0)
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+        if own:
+            port = random.randint(low, high - span)
+            if not _port_is_free(port):
+                continue
+        else:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
         if all(_port_is_free(port + i) for i in range(1, span)):
             return port
-    raise RuntimeError("no free port range found")
+    raise RuntimeError(f"no free port range found{f' in {own}' if own else ''}")
 
 
 def _port_is_free(port: int) -> bool:

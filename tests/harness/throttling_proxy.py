@@ -20,6 +20,7 @@ class Arrival:
     at: float  # time.monotonic()
     target: str  # the X-Amz-Target header: which API call
     throttled: bool
+    secret_ids: tuple[str, ...] = ()  # the secrets a read names (GetSecretValue, BatchGetSecretValue)
 
 
 class ThrottlingProxy(LoopbackServer):
@@ -37,7 +38,8 @@ class ThrottlingProxy(LoopbackServer):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 throttled = proxy.throttling
                 with proxy._lock:
-                    proxy._arrivals.append(Arrival(time.monotonic(), self.headers.get("X-Amz-Target", ""), throttled))
+                    proxy._arrivals.append(Arrival(time.monotonic(), self.headers.get("X-Amz-Target", ""), throttled,
+                                                   _secret_ids(body)))
                 if throttled:
                     self._answer(proxy.status, json.dumps({"__type": "ThrottlingException",
                                                            "message": "Rate exceeded"}).encode(),
@@ -70,6 +72,17 @@ class ThrottlingProxy(LoopbackServer):
             got = self.arrivals(since=since, throttled=throttled)
             return got[:count] if len(got) >= count else None
         return wait_for(enough, timeout=timeout, what=f"{count} requests at the proxy (throttled={throttled})")
+
+
+def _secret_ids(body: bytes) -> tuple[str, ...]:
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return ()
+    if not isinstance(request, dict):
+        return ()
+    named = request.get("SecretIdList") or ([request["SecretId"]] if "SecretId" in request else [])
+    return tuple(str(name) for name in named)
 
 
 def per_minute(arrivals: list[Arrival]) -> float:

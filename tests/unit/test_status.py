@@ -8,6 +8,7 @@ import pytest
 
 from botsecret.assemble import KeyOrigin
 from botsecret.reconcile import SyncResult, keys_synced
+from botsecret.spec import parse_spec
 from botsecret.status import events_for, log_line, ready_condition, status_patch
 
 T0 = "2026-01-01T00:00:00Z"
@@ -108,8 +109,9 @@ def test_nothing_but_time_changed_gives_only_the_time() -> None:
     # A write that changed nothing in status (same data, same origins, drift restored) moves the times.
     assert status_patch(synced(), current=current, generation=1, now=T1, force_sync=None) == {
         "syncedAt": T1, "writtenAt": T1}
+    # An idle refresh has nothing to say (issue 12: no status patch per refresh).
     assert status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=T2,
-                        force_sync=None) == {"syncedAt": T2}
+                        force_sync=None) is None
     # Within the same second there is nothing to say at all.
     assert status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=T0,
                         force_sync=None) is None
@@ -220,19 +222,28 @@ def test_recovery_gives_only_the_normal_event() -> None:
     assert [e[0] for e in events] == ["Normal"]
 
 
-# syncedAt is the last successful sync, writtenAt the last write (issue 9, item 11)
+# syncedAt is the last successful sync that changed status (or one a day after the last recorded),
+# writtenAt the last write (issue 9, item 11; issue 12: an idle refresh patches nothing)
 
 
-def test_synced_at_moves_on_every_success_written_at_only_on_a_write() -> None:
+def test_an_idle_refresh_patches_no_status_synced_at_moves_with_other_changes() -> None:
     first = status_patch(synced(), current={}, generation=1, now=T0, force_sync=None)
     assert first is not None and first["syncedAt"] == T0 and first["writtenAt"] == T0
     current = applied({}, first)
     checked = status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=T1,
                            force_sync=None)
-    assert checked == {"syncedAt": T1}, "a check that wrote nothing moves only syncedAt"
-    current = applied(current, checked)
+    assert checked is None, f"an idle refresh patched status: {checked}"
     rewritten = status_patch(synced(), current=current, generation=1, now=T2, force_sync=None)
     assert rewritten is not None and rewritten["writtenAt"] == T2 and rewritten["syncedAt"] == T2
+
+
+def test_synced_at_is_refreshed_once_a_day_when_nothing_else_changes() -> None:
+    current = applied({}, status_patch(synced(), current={}, generation=1, now=T0, force_sync=None))
+    a_day_later = "2026-01-02T00:00:00Z"
+    assert status_patch(synced(written=False, changed_keys=()), current=current, generation=1,
+                        now="2026-01-01T23:59:59Z", force_sync=None) is None
+    assert status_patch(synced(written=False, changed_keys=()), current=current, generation=1, now=a_day_later,
+                        force_sync=None) == {"syncedAt": a_day_later}
 
 
 def test_a_failure_moves_neither_timestamp() -> None:
@@ -276,3 +287,14 @@ def test_template_keys_are_marked_and_name_no_remote() -> None:
                         data_hmac="hmac-sha256:x")
     patch = status_patch(result, current={}, generation=1, now="2026-01-01T00:00:00Z", force_sync=None)
     assert patch is not None and patch["keys"] == [{"key": ".env", "template": True}]
+
+
+def test_a_botsecret_without_finds_gets_no_found_field_so_an_upgrade_patches_nothing() -> None:
+    # Status written by a version without status.found: an idle refresh must still patch nothing.
+    spec = parse_spec({"sources": [{"name": "aws", "storeRef": {"name": "s"}}],
+                       "data": [{"key": "A", "remoteRef": {"name": "a"}}]}, name="bot")
+    current = applied({}, status_patch(synced(), current={}, generation=1, now=T0, force_sync=None))
+    current.pop("found", None)
+    idle = status_patch(synced(written=False, changed_keys=(), spec=spec, found=()), current=current,
+                        generation=1, now=T1, force_sync=None)
+    assert idle is None, f"an idle refresh of a BotSecret without finds patched status: {idle}"
