@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from .cli_input import InputError, read_botsecret
-from .cycle import FORCE_SYNC_ANNOTATION, ROTATE_NOW_ANNOTATION
+from .cycle import FORCE_SYNC_ANNOTATION, RETRY_ROLLOUT_ANNOTATION, ROTATE_NOW_ANNOTATION
 from .resolve import GROUP, VERSION
 from .status_report import report
 
@@ -72,9 +72,10 @@ def _wait(check: Callable[[], Any], timeout: float) -> Any:
         time.sleep(POLL_SECONDS)
 
 
-def _force(custom: Any, namespace: str, name: str, rotate: bool) -> str:
+def _force(custom: Any, namespace: str, name: str, rotate: bool, retry: bool = False) -> str:
     token = secrets.token_hex(6)
-    annotations = {FORCE_SYNC_ANNOTATION: token, **({ROTATE_NOW_ANNOTATION: token} if rotate else {})}
+    annotations = {FORCE_SYNC_ANNOTATION: token, **({ROTATE_NOW_ANNOTATION: token} if rotate else {}),
+                   **({RETRY_ROLLOUT_ANNOTATION: token} if retry else {})}
     custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "botsecrets", name,
                                           {"metadata": {"annotations": annotations}},
                                           _content_type="application/merge-patch+json")
@@ -138,8 +139,8 @@ def _follow(custom: Any, namespace: str, name: str, before: Mapping[str, str], t
             print("nothing restarted: no workload consumes data that changed since its last restart")
             return 0
         phases = {e.get("phase") for e in restarted.values()}
-        if "Failed" in phases:
-            print(f"rollout Failed: {rollout.get('message', '')}")
+        if phases & {"Failed", "RolledBack"}:
+            print(f"rollout {'Failed' if 'Failed' in phases else 'RolledBack'}: {rollout.get('message', '')}")
             return 1
         if "Conflict" in phases:
             print(f"restart conflict: {rollout.get('message', '')}")
@@ -156,14 +157,14 @@ def _follow(custom: Any, namespace: str, name: str, before: Mapping[str, str], t
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    if not args.now:
-        return _fail("rotate needs --now (the emergency path: restart without waiting out the debounce); "
-                     "for a plain sync use `botsecret sync`")
+    if not args.now and not args.retry:
+        return _fail("rotate needs --now (the emergency path: restart without waiting out the debounce) or "
+                     "--retry (roll out again a version that was rolled back); for a plain sync use `botsecret sync`")
     namespace = args.namespace or "default"
     try:
         custom = _custom()
         before = _started(read_botsecret(custom, namespace, args.name).get("status") or {})
-        token = _force(custom, namespace, args.name, rotate=True)
+        token = _force(custom, namespace, args.name, rotate=True, retry=args.retry)
         print(f"{namespace}/{args.name}: rotate-now {token} requested", flush=True)
         status = _handled(custom, namespace, args.name, token, args.timeout)
         if status is None:
@@ -216,5 +217,8 @@ def add_rotate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     f"{ROTATE_NOW_ANNOTATION} annotation, set to the same value as {FORCE_SYNC_ANNOTATION}); "
                     "then print the rollout's progress until it is Complete (exit 0) or Failed (exit 1). A "
                     "rollout already in progress is still waited for first.")
-    rotate.add_argument("--now", action="store_true", help="required: skip the debounce")
+    rotate.add_argument("--now", action="store_true", help="skip the debounce (this or --retry is required)")
+    rotate.add_argument("--retry", action="store_true",
+                        help=f"strategy Versioned: roll out again a version that was rolled back, though its data "
+                             f"did not change (the {RETRY_ROLLOUT_ANNOTATION} annotation); implies --now")
     rotate.set_defaults(func=_rotate)

@@ -10,17 +10,20 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from . import metrics, secrets
+from . import metrics, secrets, version_store
 from .fingerprint import namespace_key
 from .reconcile import FORCE_SYNC_ANNOTATION, SyncResult, fresh_read, from_synced, sync
 from .rollout import RolloutOutcome, Workloads, advance
 from .runtime import Runtime
 from .spec import InvalidSpec, parse_spec
 from .status import events_for, rollout_status_patch, status_patch
+from .versioned import VersionPlan
+from .versions import version_name
 
 __all__ = [
     "FINALIZER",
     "FORCE_SYNC_ANNOTATION",
+    "RETRY_ROLLOUT_ANNOTATION",
     "ROTATE_NOW_ANNOTATION",
     "CycleOutcome",
     "release_secret",
@@ -33,6 +36,9 @@ __all__ = [
 # Set to the same value as force-sync (`botsecret rotate --now`): the sync that handles that value
 # restarts without waiting out the debounce. Once handled (status.forceSyncHandled), it is inert.
 ROTATE_NOW_ANNOTATION = "botsecret.dev/rotate-now"
+# Set to the same value as force-sync (`botsecret rotate --retry`): the sync that handles that value
+# rolls out again a version that was rolled back, though its data did not change.
+RETRY_ROLLOUT_ANNOTATION = "botsecret.dev/retry-rollout"
 # kopf's finalizer on every BotSecret (its daemons require one); `botsecret uninstall` removes it.
 FINALIZER = "botsecret.dev/finalizer"
 
@@ -47,17 +53,47 @@ class CycleOutcome:
     status: dict[str, Any] = field(default_factory=dict)
 
 
-def rotate_now(body: Mapping[str, Any]) -> bool:
-    """Whether this cycle handles a `rotate --now`: its force-sync value is new and the rotate-now
-    annotation names the same value."""
+def rotate_now(body: Mapping[str, Any], annotation: str = ROTATE_NOW_ANNOTATION) -> bool:
+    """Whether this cycle handles a `rotate --now` (or, with the retry annotation, a `rotate
+    --retry`): its force-sync value is new and the annotation names the same value."""
     annotations = (body.get("metadata") or {}).get("annotations") or {}
-    wanted = annotations.get(ROTATE_NOW_ANNOTATION)
+    wanted = annotations.get(annotation)
     return (wanted is not None and wanted == annotations.get(FORCE_SYNC_ANNOTATION)
             and (body.get("status") or {}).get("forceSyncHandled") != wanted)
 
 
+def _version_plan(runtime: Runtime, body: Mapping[str, Any], result: SyncResult, now: datetime.datetime,
+                  versions: list[dict[str, Any]], *, retry: bool) -> VersionPlan | None:
+    """With strategy Versioned, make sure the version Secret of the data synced now exists (and is
+    in ``versions``) before any template may name it."""
+    spec = result.spec
+    if spec is None or not spec.rollout_policy.versioned:
+        return None
+    if not result.ready or not result.data_hmac:
+        # No news about the data: nothing is restarted, but a failed rollout is still rolled back.
+        return VersionPlan(spec.target.name, "", retry=False)
+    meta = body["metadata"]
+    name = version_name(spec.target.name, result.data_hmac)
+    if all(v.get("secretName") != name for v in versions):
+        owner = secrets.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
+        version_store.ensure(runtime.core, owner, spec.target, name, result.data)
+        versions.append(version_store.version_record(name, result.data_hmac, now))
+    return VersionPlan(spec.target.name, name, retry=retry)
+
+
+def _collect(runtime: Runtime, namespace: str, outcome: RolloutOutcome, plan: VersionPlan, keep: int,
+             versions: list[dict[str, Any]]) -> None:
+    """Garbage-collect versions beyond ``keep``; what a target names or may roll back to stays."""
+    named = {plan.current} | {str(e[k]) for e in outcome.entries for k in ("secretName", "previousSecretName")
+                              if e.get(k)}
+    if len(versions) > keep:
+        gone = set(version_store.garbage_collect(runtime.core, runtime.api, namespace, versions, keep, named))
+        versions[:] = [v for v in versions if v.get("secretName") not in gone]
+    outcome.versions = versions
+
+
 def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
-                  now: datetime.datetime, *, skip_debounce: bool = False) -> RolloutOutcome | None:
+                  now: datetime.datetime, *, skip_debounce: bool = False, retry: bool = False) -> RolloutOutcome | None:
     if result.spec is None:
         return None
     workloads = Workloads(runtime.api, body["metadata"]["namespace"], runtime.opt_in_listing,
@@ -67,16 +103,31 @@ def _rollout_step(runtime: Runtime, body: Mapping[str, Any], result: SyncResult,
                 not result.ready or result.secret_name is None or not workloads.opted_in(result.secret_name)):
             return None  # nothing to restart, nothing recorded: no rollout status at all
         key = namespace_key(runtime.hmac_key, body["metadata"]["namespace"])
-        return advance(workloads, key, body.get("status") or {}, result, now, botsecret=body["metadata"]["name"],
-                       skip_debounce=skip_debounce)
+        versions = [dict(v) for v in (body.get("status") or {}).get("versions") or []]
+        plan = _version_plan(runtime, body, result, now, versions, retry=retry)
+        outcome = advance(workloads, key, body.get("status") or {}, result, now, botsecret=body["metadata"]["name"],
+                          skip_debounce=skip_debounce, plan=plan)
+        if plan is not None and plan.current and result.spec is not None:
+            _collect(runtime, body["metadata"]["namespace"], outcome, plan, result.spec.rollout_policy.keep_versions,
+                     versions)
+        return outcome
+    except secrets.TargetConflict as e:
+        outcome = _kept(body)
+        outcome.condition = {"status": "False", "reason": "VersionConflict", "message": str(e)}
+        return outcome
     except ApiException as e:
         # Nothing was recorded as restarted; the next cycle tries again.
-        outcome = RolloutOutcome(entries=list((body.get("status") or {}).get("rollout") or []),
-                                 pending=(body.get("status") or {}).get("pendingRollout"), wake_in=30.0,
-                                 key_id=(body.get("status") or {}).get("hmacKeyId"))
+        outcome = _kept(body)
         outcome.condition = {"status": "False", "reason": "RolloutError",
                              "message": f"reading workloads failed with HTTP {e.status}"}
         return outcome
+
+
+def _kept(body: Mapping[str, Any]) -> RolloutOutcome:
+    """The rollout status as it stands, for a step that could not be taken; tried again in 30 s."""
+    status = body.get("status") or {}
+    return RolloutOutcome(entries=list(status.get("rollout") or []), pending=status.get("pendingRollout"),
+                          wake_in=30.0, key_id=status.get("hmacKeyId"))
 
 
 def _may_restart(body: Mapping[str, Any], result: SyncResult) -> bool:
@@ -92,7 +143,7 @@ def _may_restart(body: Mapping[str, Any], result: SyncResult) -> bool:
 
 def _rollout_fields(rollout: RolloutOutcome) -> dict[str, Any]:
     return {"entries": rollout.entries, "pending": rollout.pending, "condition": rollout.condition,
-            "keyId": rollout.key_id}
+            "keyId": rollout.key_id, "versions": rollout.versions}
 
 
 def _write_status(runtime: Runtime, meta: Mapping[str, Any], current: Mapping[str, Any],
@@ -133,7 +184,8 @@ def run_cycle(runtime: Runtime, body: Mapping[str, Any]) -> CycleOutcome:
     now, stamp = _now()
     with metrics.SYNC_SECONDS.time():
         result = sync(runtime.sync_context, body)
-        rollout = _rollout_step(runtime, body, result, now, skip_debounce=rotate_now(body))
+        rollout = _rollout_step(runtime, body, result, now, skip_debounce=rotate_now(body),
+                                retry=rotate_now(body, RETRY_ROLLOUT_ANNOTATION))
     metrics.SYNCS.labels(result.reason).inc()
     metrics.sync_outcome(body["metadata"]["namespace"], body["metadata"]["name"], result.ready)
     if result.written:
@@ -184,7 +236,11 @@ def release_secret(core: Any, body: Mapping[str, Any]) -> str:
     except InvalidSpec:
         return "spec invalid; Secret left alone"
     owner = secrets.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
-    return secrets.release(core, owner, spec.target)
+    done = secrets.release(core, owner, spec.target)
+    versions = (body.get("status") or {}).get("versions") or []
+    if versions:  # whatever the strategy is now: versions made under Versioned follow the policy too
+        done += "; " + version_store.release(core, owner, spec.target, versions)
+    return done
 
 
 def release_target(runtime: Runtime, body: Mapping[str, Any]) -> str:

@@ -20,12 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import metrics
+from . import metrics, versioned
 from .fingerprint import data_hmac
 from .kinds import LEGACY_RESTART_ANNOTATION, NOT_FOLLOWED, restart_patch, rival_manager
 from .reconcile import SyncResult
 from .spec import APPS_V1, DEFAULT_PROGRESS_DEADLINE_SECONDS, BotSecretSpec
 from .values import SecretValue
+from .versioned import VersionPlan
+from .versions import is_version_of
 from .workload_api import WORKLOAD_FIELD_MANAGER, RestartRefused, Unresolved, Workload, Workloads
 from .workloads import EVERY_KEY, keys_read, referenced_keys
 
@@ -77,6 +79,7 @@ class RolloutOutcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)
     wake_in: float | None = None
     key_id: str | None = None
+    versions: list[dict[str, Any]] | None = None  # status.versions, with strategy Versioned
     refused: list[str] = field(default_factory=list)  # restart patches the apiserver refused
 
     def wake(self, seconds: float) -> None:
@@ -98,10 +101,12 @@ class Consumption:
     keys: frozenset[str]  # of the Secret's keys, those read
 
 
-def consumed(key: bytes, workload: Workload, secret_name: str, data: Mapping[str, SecretValue]) -> Consumption | None:
-    """What ``workload`` reads of the Secret; ``None`` when a workload matched only by selector
-    does not read the Secret at all."""
-    referenced = referenced_keys(workload.template, secret_name)
+def consumed(key: bytes, workload: Workload, secret_name: str, data: Mapping[str, SecretValue], *,
+             with_versions: bool = False) -> Consumption | None:
+    """What ``workload`` reads of the Secret (or, ``with_versions``, of the Secret and its versions);
+    ``None`` when a workload matched only by selector does not read the Secret at all."""
+    referenced = referenced_keys(workload.template,
+                                 (lambda name: is_version_of(str(name), secret_name)) if with_versions else secret_name)
     if referenced is None:
         if not workload.named:
             return None
@@ -120,11 +125,13 @@ def _name(workload: Workload) -> str:
 
 
 def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], result: SyncResult,
-            now: datetime.datetime, *, botsecret: str, skip_debounce: bool = False) -> RolloutOutcome:
+            now: datetime.datetime, *, botsecret: str, skip_debounce: bool = False,
+            plan: VersionPlan | None = None) -> RolloutOutcome:
     """One step of the rollout state machine after a sync. Restarts only after a successful sync.
 
     ``skip_debounce`` (``botsecret rotate --now``) treats the debounce as elapsed for this step; a
-    rollout still in progress is still waited for."""
+    rollout still in progress is still waited for. With a ``plan`` (strategy Versioned) a restart
+    moves the template's references to the current version, and a failed rollout is rolled back."""
     spec = result.spec
     outcome = RolloutOutcome(key_id=key_id(hmac_key))
     if spec is None:
@@ -151,7 +158,7 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
         entries[(workload.kind, workload.name)] = entry
         if not result.ready or result.secret_name is None:
             continue
-        reads = consumed(hmac_key, workload, result.secret_name, result.data)
+        reads = consumed(hmac_key, workload, result.secret_name, result.data, with_versions=plan is not None)
         if reads is None:
             entries.pop((workload.kind, workload.name))
             continue
@@ -163,10 +170,16 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
         # its new pods read the data of now, so that is a new baseline, not a restart.
         if entry.get("dataHMAC") is None or (recorded is not None and recorded != names):
             entry["dataHMAC"] = reads.hmac
-        elif entry["dataHMAC"] != reads.hmac:
+            if plan is not None:
+                versioned.baseline(entry, workload.template, plan.target)
+        elif entry["dataHMAC"] != reads.hmac or (
+                plan is not None and plan.retry and entry.get("phase") == "RolledBack"):
             due.append((workload, reads.hmac, reads.keys))
+    if plan is not None and plan.retry:
+        skip_debounce = True
 
-    _follow(found, entries, spec, mark, now, outcome)  # first: whether a rollout is still going decides below
+    # First: whether a rollout is still going decides below.
+    _follow(workloads, found, entries, spec, mark, now, outcome, plan)
     waiting: list[str] = []
     if not result.ready:
         pass  # no news about the data: a pending restart stays pending
@@ -183,7 +196,7 @@ def advance(workloads: Workloads, hmac_key: bytes, status: Mapping[str, Any], re
             waiting = [_waiting_for(w, entries[(w.kind, w.name)], spec) for w in busy]
             outcome.wake(MAX_FOLLOW_INTERVAL)
         else:
-            paused, refused = _restart(workloads, mark, due, entries, pending, now, outcome)
+            paused, refused = _restart(workloads, mark, due, entries, pending, now, outcome, plan)
             pending = pending if paused or refused else None
             if paused:
                 outcome.wake(stuck_recheck(PAUSED_RECHECK, (pending or {}).get("firstChangedAt"), now))
@@ -246,7 +259,8 @@ def _waiting_for(workload: Workload, entry: Mapping[str, Any], spec: BotSecretSp
 
 def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, frozenset[str]]],
              entries: dict[tuple[str, str], dict[str, Any]], pending: Mapping[str, Any],
-             now: datetime.datetime, outcome: RolloutOutcome) -> tuple[bool, list[str]]:
+             now: datetime.datetime, outcome: RolloutOutcome,
+             plan: VersionPlan | None = None) -> tuple[bool, list[str]]:
     """Patch every due workload that is not paused; answer whether any was paused, and what the
     apiserver refused (one refusal must not keep the other workloads from their restart)."""
     any_paused = False
@@ -261,10 +275,18 @@ def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, fro
             entry.update(phase="Progressing", message="paused; restarts when it is resumed")
             continue
         try:
-            workloads.restart(workload, mark, value)
+            if plan is None or workload.workload_kind.style != "apps":
+                workloads.restart(workload, mark, value)
+            elif not versioned.retarget(workloads, workload.kind, workload.name, workload.template, entry, plan,
+                                        annotation=mark, mark=value):
+                # The data is back to the version the template names: nothing rolls out.
+                entry.update(dataHMAC=value, phase="Complete", message=f"already runs {plan.current}")
+                continue
         except RestartRefused as e:
             refused.append(e.describe())  # nothing recorded: still due, tried again
             continue
+        if plan is not None and workload.workload_kind.style == "apps":
+            metrics.RESTARTS.labels(workload.kind).inc()
         changed = [k for k in pending.get("keys", []) if k in keys] or sorted(keys)
         entry.pop("finishedAt", None)
         entry.update(dataHMAC=value, mark=value, phase="Progressing", startedAt=_iso(now), message="restarted",
@@ -277,8 +299,9 @@ def _restart(workloads: Workloads, mark: str, due: list[tuple[Workload, str, fro
     return any_paused, refused
 
 
-def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]], spec: BotSecretSpec, mark: str,
-            now: datetime.datetime, outcome: RolloutOutcome) -> None:
+def _follow(workloads: Workloads, found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]],
+            spec: BotSecretSpec, mark: str, now: datetime.datetime, outcome: RolloutOutcome,
+            plan: VersionPlan | None = None) -> None:
     bodies = {(w.kind, w.name): w for w in found}
     for key, entry in entries.items():
         workload = bodies.get(key)
@@ -306,7 +329,13 @@ def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]
         if workload.workload_kind.mark(workload.body, mark) != entry.get("dataHMAC"):
             message += "; the template was changed since by someone else"
         deadline = _deadline(workload, spec)
-        if phase == "Progressing" and deadline is not None:
+        restarted = None
+        if phase == "Progressing" and plan is not None:
+            restarted = versioned.failed_by_restarts(workloads.pods() if spec.rollout_policy.max_restarts else [],
+                                                     entry, spec.rollout_policy.max_restarts)
+        if restarted is not None:
+            phase, message = "Failed", restarted
+        elif phase == "Progressing" and deadline is not None:
             if elapsed < deadline:
                 entry.update(phase=phase, message=message)
                 outcome.wake(min(interval, deadline - elapsed))
@@ -317,10 +346,30 @@ def _follow(found: list[Workload], entries: dict[tuple[str, str], dict[str, Any]
             outcome.wake(interval)
             continue
         entry["finishedAt"] = _iso(now)
+        if phase == "Complete":
+            versioned.settled(entry)
         if phase == "Failed":
             metrics.ROLLOUT_FAILURES.labels(workload.kind).inc()
+            if plan is not None and spec.rollout_policy.failure_policy == "Rollback" and _roll_back(
+                    workloads, workload, entry, plan, mark, now, message, outcome):
+                continue
             outcome.events.append(("Warning", "RolloutFailed", f"{_name(workload)}: {message}"))
             outcome.wake(FAILED_RECHECK)
+
+
+def _roll_back(workloads: Workloads, workload: Workload, entry: dict[str, Any], plan: VersionPlan, mark: str,
+               now: datetime.datetime, why: str, outcome: RolloutOutcome) -> bool:
+    if workload.workload_kind.style != "apps":
+        return False  # Versioned retargets only the apps/v1 kinds; others restart in place
+    back_to = versioned.roll_back(workloads, workload.kind, workload.name, workload.template, entry, plan,
+                                  annotation=mark, now=_iso(now))
+    if back_to is None:
+        return False
+    keys = ", ".join(entry.get("restartedFor") or [])
+    entry.update(phase="RolledBack", message=f"rolled back to {back_to}: {why}")
+    outcome.events.append(("Warning", "RolledBack",
+                           f"{_name(workload)} rolled back to {back_to} ({why}); changed keys: {keys}"))
+    return True
 
 
 def _mark_lost(workload: Workload, entry: Mapping[str, Any], mark: str) -> bool:
@@ -385,8 +434,11 @@ def _condition(entries: list[dict[str, Any]], pending: Mapping[str, Any] | None,
     conflicts = [f"{e['kind']}/{e['name']}: {e.get('message', '')}" for e in entries if e.get("phase") == "Conflict"]
     problems = _unresolved_text(unresolved)
     suffix = "; " + problems if problems else ""
+    rolled_back = versioned.rolled_back_condition(entries)
     if failed:
         return {"status": "False", "reason": "RolloutFailed", "message": "failed: " + ", ".join(failed) + suffix}
+    if rolled_back is not None:
+        return {**rolled_back, "message": rolled_back["message"] + suffix}
     if paused_names:
         return {"status": "False", "reason": "Paused",
                 "message": "paused, restart waits: " + ", ".join(paused_names) + suffix}

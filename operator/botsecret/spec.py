@@ -28,6 +28,7 @@ __all__ = [
     "GcpFederationSettings",
     "GcpSource",
     "InvalidSpec",
+    "RolloutPolicy",
     "RolloutTarget",
     "SecretRef",
     "Source",
@@ -61,6 +62,13 @@ DeletionPolicy = Literal["Retain", "Delete"]
 MergePolicy = Literal["Replace", "Merge"]
 RefreshPolicy = Literal["Periodic", "OnChange", "CreatedOnce"]
 REFRESH_POLICIES = ("Periodic", "OnChange", "CreatedOnce")
+RolloutStrategy = Literal["InPlace", "Versioned"]
+FailurePolicy = Literal["Rollback", "Hold"]
+DEFAULT_KEEP_VERSIONS = 3
+# A rollback needs the version before the one rolled out.
+MIN_KEEP_VERSIONS = 2
+MAX_KEEP_VERSIONS = 20
+MAX_RESTARTS_LIMIT = 1000
 MAX_TEMPLATE_KEYS = 64
 MAX_TEMPLATE_LENGTH = 64 * 1024
 
@@ -232,6 +240,23 @@ class RolloutTarget:
 
 
 @dataclass(frozen=True)
+class RolloutPolicy:
+    """``spec.rollout.strategy`` and what goes with it. ``InPlace`` writes new data into the target
+    Secret and restarts; ``Versioned`` gives each data version an immutable Secret of its own and
+    moves the pod templates' references, so a failed rollout can be rolled back."""
+
+    strategy: RolloutStrategy = "InPlace"
+    failure_policy: FailurePolicy = "Rollback"
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
+    # Restarts of one container of a new version's pods that make the rollout failed; None: not judged.
+    max_restarts: int | None = None
+
+    @property
+    def versioned(self) -> bool:
+        return self.strategy == "Versioned"
+
+
+@dataclass(frozen=True)
 class BotSecretSpec:
     sources: tuple[Source, ...]
     data: tuple[DataItem, ...]
@@ -245,6 +270,7 @@ class BotSecretSpec:
     # progressDeadlineSeconds, DEFAULT_PROGRESS_DEADLINE_SECONDS for other kinds.
     progress_deadline_seconds: float | None = None
     refresh_policy: RefreshPolicy = "Periodic"
+    rollout_policy: RolloutPolicy = RolloutPolicy()
     finds: tuple[FindItem, ...] = ()
 
     def source(self, name: str) -> Source:
@@ -419,6 +445,29 @@ def _parse_template(raw: Any, path: str) -> tuple[TargetTemplate, str | None]:
     return TargetTemplate(data=rendered, merge_policy=merge), secret_type
 
 
+def _bounded_int(raw: Mapping[str, Any], key: str, path: str, low: int, high: int) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidSpec(f"{path}.{key}", f"must be a whole number from {low} to {high}")
+    return value
+
+
+def _parse_rollout_policy(raw: Mapping[str, Any]) -> RolloutPolicy:
+    path = "spec.rollout"
+    strategy = raw.get("strategy", "InPlace")
+    if strategy not in ("InPlace", "Versioned"):
+        raise InvalidSpec(f"{path}.strategy", "must be InPlace or Versioned")
+    failure = raw.get("failurePolicy", "Rollback")
+    if failure not in ("Rollback", "Hold"):
+        raise InvalidSpec(f"{path}.failurePolicy", "must be Rollback or Hold")
+    keep = _bounded_int(raw, "keepVersions", path, MIN_KEEP_VERSIONS, MAX_KEEP_VERSIONS)
+    return RolloutPolicy(strategy=strategy, failure_policy=failure,
+                         keep_versions=DEFAULT_KEEP_VERSIONS if keep is None else keep,
+                         max_restarts=_bounded_int(raw, "maxRestarts", path, 1, MAX_RESTARTS_LIMIT))
+
+
 def _parse_target_kind(item: Mapping[str, Any], path: str) -> tuple[str, str]:
     """A rollout target's kind and apiVersion: apps/v1 for the built-in kinds, required otherwise."""
     kind = item.get("kind")
@@ -529,6 +578,7 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
         raise InvalidSpec("spec.refreshPolicy", "must be Periodic, OnChange or CreatedOnce")
 
     rollout_targets, debounce, progress_deadline = _parse_rollout(_map(spec, "rollout", "spec"))
+    rollout_policy = _parse_rollout_policy(_map(spec, "rollout", "spec"))
     return BotSecretSpec(
         sources=sources,
         data=tuple(data),
@@ -540,6 +590,7 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> BotSecretSpec:
         debounce_seconds=debounce,
         progress_deadline_seconds=progress_deadline,
         refresh_policy=refresh_policy,
+        rollout_policy=rollout_policy,
         finds=tuple(finds),
     )
 

@@ -104,6 +104,8 @@ def _add_rollout(patch: dict[str, Any], conditions: list[dict[str, Any]], curren
     patch["rollout"] = list(rollout.get("entries") or [])
     patch["pendingRollout"] = rollout.get("pending")
     patch["hmacKeyId"] = rollout.get("keyId")
+    if rollout.get("versions") is not None:
+        patch["versions"] = list(rollout["versions"])
 
 
 def rollout_status_patch(*, current: Mapping[str, Any], rollout: Mapping[str, Any], generation: int,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from . import metrics
+from . import metrics, version_store
 from .kinds import WorkloadKind
 from .optin import OptInListing
 from .spec import APPS_V1, RolloutTarget
@@ -85,6 +85,7 @@ class Workloads:
         self._opted: dict[str, list[Workload]] = {}
         # apiVersion -> {kind: resource name} of its namespaced kinds; None: not served.
         self._served: dict[str, dict[str, str] | None] = {}
+        self._pods: list[dict[str, Any]] | None = None
 
     def opted_in(self, secret_name: str) -> list[Workload]:
         """The apps/v1 workloads of the namespace whose ``botsecret.dev/restart-on`` annotation opts
@@ -178,6 +179,21 @@ class Workloads:
         except ApiException as e:
             raise RestartRefused(e, f"{workload.kind}/{workload.name}", resource) from None
         metrics.RESTARTS.labels(workload.kind).inc()
+
+
+    def json_patch(self, kind: str, name: str, ops: list[dict[str, Any]]) -> None:
+        """A JSON patch (RFC 6902; the client sends a list as one) of an apps/v1 workload, for strategy
+        Versioned: its ``test`` operations make an edited template fail it whole."""
+        try:
+            self._call("patch", kind, name, self._namespace, ops, field_manager=WORKLOAD_FIELD_MANAGER)
+        except ApiException as e:
+            raise RestartRefused(e, f"{kind}/{name}", f"{kind.lower()}s.apps") from None
+
+    def pods(self) -> list[dict[str, Any]]:
+        """The namespace's pods that have not finished, listed once per cycle (for maxRestarts)."""
+        if self._pods is None:
+            self._pods = version_store.live_pods(self._api, self._namespace)
+        return self._pods
 
 
 class RestartRefused(ApiException):

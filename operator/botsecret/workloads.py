@@ -3,7 +3,7 @@ the API's camelCase shape."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 __all__ = [
@@ -37,31 +37,33 @@ def _containers(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]
 
 
-def referenced_keys(pod_template: Mapping[str, Any], secret: str) -> frozenset[str] | None:
-    """The keys of Secret ``secret`` that the pod template names, as it names them: ``{"*"}``
+def referenced_keys(pod_template: Mapping[str, Any], secret: str | Callable[[str], bool]) -> frozenset[str] | None:
+    """The keys of Secret ``secret`` (a name, or a test of names: a Secret and its versions) that
+    the pod template names, as it names them: ``{"*"}``
     (:data:`EVERY_KEY`) when it reads the whole Secret through ``envFrom`` or a volume without
     ``items``; ``None`` if it does not reference the Secret at all.
 
     What the template says, not what the Secret holds: a change of this set is an edit of the
     workload (rolled out by whoever made it), while a key that appears in the Secret later is not.
     """
+    matches: Callable[[Any], bool] = secret if callable(secret) else (lambda name: name == secret)
     named: set[str] = set()
     referenced = False
     pod_spec = pod_template.get("spec") or {}
     for container in _containers(pod_spec):
         for source in container.get("envFrom") or []:
-            if (source.get("secretRef") or {}).get("name") == secret:
+            if matches((source.get("secretRef") or {}).get("name")):
                 return frozenset({EVERY_KEY})
         for env in container.get("env") or []:
             ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
-            if ref.get("name") == secret:
+            if matches(ref.get("name")):
                 referenced = True
                 named.add(ref.get("key", ""))
     for volume in pod_spec.get("volumes") or []:
         sources = [volume.get("secret") or {}]
         sources += [p.get("secret") or {} for p in (volume.get("projected") or {}).get("sources") or []]
         for src in sources:
-            if src.get("secretName", src.get("name")) != secret:
+            if not matches(src.get("secretName", src.get("name"))):
                 continue
             items = src.get("items")
             if not items:
