@@ -74,6 +74,9 @@ class World:
     namespaces: list[str] = field(default_factory=list)
 
     def start(self, operator_env: dict[str, str]) -> None:
+        # Only what this world starts is stopped with it: in the test suite the session's own
+        # control plane and servers are in processes.STARTED too.
+        self.first_process = len(processes.STARTED)
         self.plane = ControlPlane(workdir=self.workdir / "cluster", bin_dir=binaries())
         self.moto = MotoServer(port=processes.free_port(), log=self.workdir / "moto.log")
         self.vault = OpenBao(port=processes.free_port(span=2), log=self.workdir / "openbao.log")
@@ -100,7 +103,7 @@ class World:
                 getattr(self, name).stop()
         if hasattr(self, "kube"):
             self.kube.api.close()
-        for proc in processes.STARTED:
+        for proc in processes.STARTED[getattr(self, "first_process", len(processes.STARTED)):]:
             if proc.poll() is None:
                 processes.stop(proc)
 

@@ -66,7 +66,8 @@ def runtime(operator: Any, kube: Kube, cluster: ControlPlane, artifacts: Path,
 
     kubeconfig = operator_kubeconfig(kube, cluster, artifacts / "in-process.kubeconfig")
     # The kubernetes client reads $KUBECONFIG once, at import: hand the runtime its client directly.
-    monkeypatch.setattr("botsecret.runtime.api_client", lambda: config.new_client_from_config(str(kubeconfig)))
+    monkeypatch.setattr("botsecret.runtime.api_client",
+                        lambda connections=None: config.new_client_from_config(str(kubeconfig)))
     built = Runtime.start(OperatorConfig(namespace=OPERATOR_NAMESPACE))
     yield built
     built.close()
