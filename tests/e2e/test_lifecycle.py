@@ -37,15 +37,6 @@ def _remote(aws: MotoServer, name: str, label: str) -> str:
     return value
 
 
-def _secret(kube: Kube, namespace: str, name: str) -> Any | None:
-    try:
-        return kube.core.read_namespaced_secret(name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-
-
 # --- item 8: a sync after release ---------------------------------------------------------------
 #
 # Deletion bumps the generation, which wakes the daemon just as release runs; the BotSecret's lock
@@ -145,7 +136,7 @@ def test_a_type_change_the_apiserver_refuses_leaves_the_secret_in_place(
     aws.client().put_secret_value(SecretId=f"{namespace}/k", SecretString=secret_value("typed_rotated"))
     bs.patch_spec(kube, namespace, "bot", {"target": {"type": "kubernetes.io/tls"}})
     body = bs.wait_ready(kube, namespace, "bot", status="False", reason="WriteFailed")
-    after = _secret(kube, namespace, "bot")
+    after = bs.read_secret(kube, namespace, "bot")
     assert after is not None, "the Secret was deleted for a type change that could not be applied"
     assert after.metadata.uid == before.metadata.uid and after.type == "Opaque"
     assert bs.secret_data(kube, namespace, "bot") == {"K": value.encode()}
@@ -161,7 +152,7 @@ def test_a_type_change_the_apiserver_accepts_replaces_the_secret(
                                        "data": [{"key": "K", "remoteRef": {"name": f"{namespace}/k"}}]})
     bs.wait_secret(kube, namespace, "bot", {"K": value.encode()})
     bs.patch_spec(kube, namespace, "bot", {"target": {"type": "botsecret.dev/bot-env"}})
-    wait_for(lambda: getattr(_secret(kube, namespace, "bot"), "type", None) == "botsecret.dev/bot-env",
+    wait_for(lambda: getattr(bs.read_secret(kube, namespace, "bot"), "type", None) == "botsecret.dev/bot-env",
              what="the Secret re-created with the new type")
     assert bs.secret_data(kube, namespace, "bot") == {"K": value.encode()}
     bs.wait_ready(kube, namespace, "bot", reason="Synced")
@@ -344,10 +335,10 @@ def test_uninstall_carries_out_each_deletion_policy_and_lets_the_crd_go(
     kube.crds.delete_custom_resource_definition(CRD_NAME)
     wait_for(lambda: _crd_gone(kube), timeout=60, what="the CRD deletion to finish")
 
-    assert _secret(kube, namespace, "owner-delete") is None
-    assert _secret(kube, namespace, "orphan-delete") is None
+    assert bs.read_secret(kube, namespace, "owner-delete") is None
+    assert bs.read_secret(kube, namespace, "orphan-delete") is None
     for kept in ("owner-retain", "orphan-retain"):
-        secret = _secret(kube, namespace, kept)
+        secret = bs.read_secret(kube, namespace, kept)
         assert secret is not None, f"{kept} was deleted"
         # The garbage collector deletes only objects with ownerReferences; this one has none left.
         assert not secret.metadata.owner_references, f"{kept} still has an ownerReference"

@@ -8,7 +8,6 @@ import secrets
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from tests.harness import botsecrets as bs
 from tests.harness import workloads as wl
@@ -58,15 +57,6 @@ class VersionedBot:
         return made
 
 
-def secret(kube: Kube, namespace: str, name: str) -> Any | None:
-    try:
-        return kube.core.read_namespaced_secret(name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-
-
 def template_secret(kube: Kube, namespace: str) -> str:
     body = kube.apps.read_namespaced_deployment("app", namespace)
     return str(body.spec.template.spec.containers[0].env_from[0].secret_ref.name)
@@ -90,8 +80,8 @@ def test_a_failed_rollout_is_rolled_back_and_the_old_version_keeps_serving(
         operator: Any, kube: Kube, namespace: str, aws: MotoServer) -> None:
     bot = VersionedBot(kube, namespace, aws)
     first = wait_for(lambda: bot.versions() and bot.versions()[0], what="the first version in status")
-    v1 = secret(kube, namespace, first)
-    assert v1 is not None and v1.immutable and v1.data == secret(kube, namespace, "bot-env").data
+    v1 = bs.read_secret(kube, namespace, first)
+    assert v1 is not None and v1.immutable and v1.data == bs.read_secret(kube, namespace, "bot-env").data
     assert v1.metadata.labels["botsecret.dev/version-of"] == "bot-env"
     assert [r.name for r in v1.metadata.owner_references] == ["bot"]
 
@@ -129,7 +119,7 @@ def test_a_failed_rollout_is_rolled_back_and_the_old_version_keeps_serving(
     wait_for(lambda: current_revision() == first, what="the old ReplicaSet the Deployment's current revision")
     assert replicas_by_version(kube, namespace)[first] == 1
     assert len(kube.apps.list_namespaced_replica_set(namespace, label_selector="app=app").items) == 2
-    assert secret(kube, namespace, "bot-env").data == secret(kube, namespace, second).data, \
+    assert bs.read_secret(kube, namespace, "bot-env").data == bs.read_secret(kube, namespace, second).data, \
         "the plain target keeps the latest data"
 
     # The same data is not tried again.
@@ -181,13 +171,13 @@ def test_gc_keeps_k_versions_and_never_one_still_referenced(operator: Any, kube:
     except AssertionError:
         print("made", made, "status", bot.status())
         raise
-    assert [n for n in made if secret(kube, namespace, n) is not None] == [first, made[-2], made[-1]]
+    assert [n for n in made if bs.read_secret(kube, namespace, n) is not None] == [first, made[-2], made[-1]]
 
     kube.core.delete_namespaced_pod("holder", namespace, grace_period_seconds=0)
     wait_for(lambda: not kube.core.list_namespaced_pod(namespace).items, what="the holder pod gone")
     made.append(bot.rotate())
     wait_for(lambda: set(bot.versions()) == set(made[-2:]), timeout=60, what="exactly K=2 versions left")
-    assert [n for n in made if secret(kube, namespace, n) is not None] == made[-2:]
+    assert [n for n in made if bs.read_secret(kube, namespace, n) is not None] == made[-2:]
     # The leak scan (test_zz_leaks, from this snapshot taken before the namespace goes) reads
     # every version Secret's metadata.
     scanned = namespace_texts(kube, namespace)
@@ -204,7 +194,7 @@ def test_the_deletion_policy_applies_to_every_version(operator: Any, kube: Kube,
     wait_for(lambda: bs.gone(kube, namespace, "bot"), what="the BotSecret gone")
     for name in (first, second, "bot-env"):
         if policy == "Delete":
-            wait_for(lambda name=name: secret(kube, namespace, name) is None, what=f"{name} deleted")
+            wait_for(lambda name=name: bs.read_secret(kube, namespace, name) is None, what=f"{name} deleted")
         else:
-            kept = secret(kube, namespace, name)
+            kept = bs.read_secret(kube, namespace, name)
             assert kept is not None and not [r for r in kept.metadata.owner_references or [] if r.name == "bot"]

@@ -128,3 +128,13 @@ def wait_refreshed(operator: Any, namespace: str, name: str, after: float, timeo
     """Until the BotSecret has synced successfully after Unix time ``after``."""
     wait_for(lambda: last_checked(operator, namespace, name) > after, timeout=timeout, interval=0.5,
              what=f"a refresh of BotSecret {name}")
+
+
+def read_secret(kube: Kube, namespace: str, name: str) -> Any | None:
+    """The Secret by name, or None when there is none."""
+    try:
+        return kube.core.read_namespaced_secret(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise

@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from .cluster import OPERATOR_USER, ControlPlane
 from .cluster_fixtures import Kube
-from .waiting import wait_for
+from .operator_process import install_crd_file
 from .workloads import pod_template
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -29,27 +28,7 @@ MERGE = "application/merge-patch+json"
 
 def install_crd(kube: Kube, path: Path) -> None:
     """Create (or replace) a CRD of tests/data and wait until the API serves it."""
-    crd = yaml.safe_load(path.read_text())
-    name = crd["metadata"]["name"]
-    try:
-        live = kube.crds.read_custom_resource_definition(name)
-        crd["metadata"]["resourceVersion"] = live.metadata.resource_version
-        kube.crds.replace_custom_resource_definition(name, crd)
-    except ApiException as e:
-        if e.status != 404:
-            raise
-        kube.crds.create_custom_resource_definition(crd)
-    group, version, plural = crd["spec"]["group"], crd["spec"]["versions"][0]["name"], crd["spec"]["names"]["plural"]
-
-    def served() -> bool:
-        try:
-            kube.custom.list_cluster_custom_object(group, version, plural)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            return False
-        return True
-    wait_for(served, timeout=60, what=f"CRD {name} served")
+    install_crd_file(kube, path)
 
 
 def create_rollout(kube: Kube, namespace: str, name: str, **template: Any) -> dict[str, Any]:

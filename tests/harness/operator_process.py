@@ -44,10 +44,11 @@ def apply_file(kube: Kube, path: Path) -> None:
 def install_crd(kube: Kube) -> None:
     """Install (or update) every CRD of crds/ and wait until each is served."""
     for path in CRD_FILES:
-        _install_one(kube, path)
+        install_crd_file(kube, path)
 
 
-def _install_one(kube: Kube, path: Path) -> None:
+def install_crd_file(kube: Kube, path: Path) -> None:
+    """Create (or replace) one CRD and wait until it is Established."""
     crd = yaml.safe_load(path.read_text())
     name = crd["metadata"]["name"]
     try:
@@ -65,10 +66,10 @@ def _install_one(kube: Kube, path: Path) -> None:
             break
         time.sleep(0.2)
     # Established can precede serving by a moment.
-    plural = crd["spec"]["names"]["plural"]
+    group, version, plural = crd["spec"]["group"], crd["spec"]["versions"][0]["name"], crd["spec"]["names"]["plural"]
     while time.monotonic() < deadline:
         try:
-            kube.custom.list_cluster_custom_object("botsecret.dev", "v1alpha1", plural)
+            kube.custom.list_cluster_custom_object(group, version, plural)
             return
         except ApiException as e:
             if e.status != 404:
