@@ -155,6 +155,32 @@ class Audit:
     def position(self) -> int:
         return self._path.stat().st_size if self._path.exists() else 0
 
+    def operator_events(self) -> Counter[tuple[str, str, str]]:
+        """The Events the operator created since the mark, by (namespace, object name, reason)."""
+        found: Counter[tuple[str, str, str]] = Counter()
+        for event in self.events():
+            ref = event.get("objectRef") or {}
+            if ((event.get("user") or {}).get("username") != OPERATOR_USER or event.get("verb") != "create"
+                    or ref.get("resource") != "events" or event.get("stage") != "ResponseComplete"):
+                continue
+            posted = event.get("requestObject") or {}
+            involved = posted.get("involvedObject") or {}
+            found[(involved.get("namespace", ""), involved.get("name", ""), posted.get("reason", ""))] += 1
+        return found
+
+    def wait_for_events(self, expected: Counter[tuple[str, str, str]], timeout: float) -> float | None:
+        """Wait until the operator has created at least the expected Events since the mark; the
+        seconds waited, or None at the timeout. kopf posts Events from a queue of its own after
+        the status patch, so a BotSecret is Ready a moment before its Events exist."""
+        start = time.monotonic()
+        while True:
+            posted = self.operator_events()
+            if all(posted[key] >= n for key, n in expected.items()):
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                return None
+            time.sleep(0.2)  # polling the audit log, which has no watch
+
     def since_mark(self) -> Counter[str]:
         """The operator's requests since the mark, by ``verb resource[/subresource]``."""
         counts: Counter[str] = Counter()
