@@ -60,6 +60,7 @@ def _stream(kube: Kube, namespace: str) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.operator_metrics
 def test_an_sqs_event_wakes_only_the_botsecrets_that_read_its_secret(
     operator: Any, kube: Kube, namespace: str, aws: MotoServer, proxy: CountingProxy,
 ) -> None:
@@ -79,6 +80,8 @@ def test_an_sqs_event_wakes_only_the_botsecrets_that_read_its_secret(
     before = {remote: proxy.reads_of(remote) for remote in (a, b)}
     second_a = secret_value("event_a2")
     sm.put_secret_value(SecretId=a, SecretString=second_a)
+    # Garbage first: counted, deleted, and the consumer goes on.
+    sqs.send_message(QueueUrl=queue_url, MessageBody="not an event " + secret_value("event_garbage"))
     sqs.send_message(QueueUrl=queue_url, MessageBody=cloudtrail_event("PutSecretValue", arn_a))
     for name in ("a-one", "a-two"):
         bs.wait_secret(kube, namespace, name, {"K": second_a.encode()}, timeout=60)
@@ -88,9 +91,16 @@ def test_an_sqs_event_wakes_only_the_botsecrets_that_read_its_secret(
     assert after == {a: 1, b: 0}, after
     assert bs.secret_data(kube, namespace, "b-one") == {"K": first_b.encode()}
     wait_for(lambda: sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"].get(
-        "ApproximateNumberOfMessages") == "0", timeout=30, what="the handled message deleted")
+        "ApproximateNumberOfMessages") == "0", timeout=30, what="the handled messages deleted")
+    label = f"{namespace}/aws"
+    counted = {outcome: operator.metric("botsecret_change_events_total", store=label, outcome=outcome)
+               for outcome in ("woke", "malformed")}
+    print(f"botsecret_change_events_total for store {label}: {counted}")
+    assert counted == {"woke": 1, "malformed": 1}
+    assert operator.metric("botsecret_change_stream_healthy", store=label) == 1
 
 
+@pytest.mark.operator_metrics
 def test_with_the_stream_down_polling_takes_over(
     operator: Any, kube: Kube, namespace: str, aws: MotoServer, proxy: CountingProxy,
 ) -> None:
@@ -109,6 +119,7 @@ def test_with_the_stream_down_polling_takes_over(
                     what="the store reporting the change stream unhealthy")
     print(f"store status.changeEvents after the queue was deleted: {down}")
     assert down["reason"] not in ("", "Receiving") and "ReceiveMessage failed" in down["message"]
+    assert operator.metric("botsecret_change_stream_healthy", store=f"{namespace}/aws") == 0
 
     second = secret_value("polled2")
     sm.put_secret_value(SecretId=remote, SecretString=second)  # no event: only polling can see it
