@@ -202,8 +202,9 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
                 poll = streams.poll_seconds((namespace, name), _refresh_seconds(result))
                 failures, refresh_due, next_in = _schedule(result, failures, poll)
                 log = logger.info if result.ready else logger.warning
+                stretched = failures == 0 and poll > _refresh_seconds(result) and not math.isinf(next_in)
                 log(log_line(result, namespace=namespace, name=name, seconds=time.monotonic() - started,
-                             next_in=None if result.ready else next_in))
+                             next_in=None if result.ready else next_in, events_poll=next_in if stretched else None))
             wake_in = outcome.wake_in
         except Exception as e:  # noqa: BLE001 - keep syncing; log the type only, the text may carry data
             failures += 1

@@ -6,6 +6,7 @@ store's Secrets Manager reads go through a counting proxy."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -101,6 +102,7 @@ def test_an_sqs_event_wakes_only_the_botsecrets_that_read_its_secret(
 
 
 @pytest.mark.operator_metrics
+@pytest.mark.operator_process  # reads the operator's log
 def test_with_the_stream_down_polling_takes_over(
     operator: Any, kube: Kube, namespace: str, aws: MotoServer, proxy: CountingProxy,
 ) -> None:
@@ -113,6 +115,14 @@ def test_with_the_stream_down_polling_takes_over(
     _bot(kube, namespace, "polled", remote, "10s")
     bs.wait_ready(kube, namespace, "polled", reason="Synced", timeout=120)
     wait_for(lambda: _stream(kube, namespace).get("healthy") is True, timeout=90, what="the change stream healthy")
+    # While the queue answers, a sync schedules the next poll at the fallback interval, not 10 s.
+    bs.force_sync(kube, namespace, "polled")
+    stretched = f"{namespace}/polled Synced"
+    line = wait_for(lambda: next((ln for ln in operator.output().splitlines() if stretched in ln
+                                  and "change events cover it" in ln), None),
+                    timeout=60, what="a sync that polls next at the fallback interval")
+    print(f"while the stream is healthy: {line[line.index(stretched):]}")
+    assert "next poll in" in line and float(line.rsplit("next poll in ", 1)[1].split()[0]) >= 3000
 
     sqs.delete_queue(QueueUrl=queue_url)
     down = wait_for(lambda: (s := _stream(kube, namespace)) and s.get("healthy") is False and s, timeout=90,
@@ -121,6 +131,10 @@ def test_with_the_stream_down_polling_takes_over(
     assert down["reason"] not in ("", "Receiving") and "ReceiveMessage failed" in down["message"]
     assert operator.metric("botsecret_change_stream_healthy", store=f"{namespace}/aws") == 0
 
+    # A poll after the stream was seen down (not the wake-up at the transition, which came before):
+    # the BotSecret polls at its own 10 s again, where the fallback would have been an hour.
+    mark = time.time()
+    bs.wait_refreshed(operator, namespace, "polled", after=mark, timeout=60)
     second = secret_value("polled2")
     sm.put_secret_value(SecretId=remote, SecretString=second)  # no event: only polling can see it
     bs.wait_secret(kube, namespace, "polled", {"K": second.encode()}, timeout=60)
