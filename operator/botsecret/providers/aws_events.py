@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..spec import AwsSource
@@ -49,7 +50,7 @@ class SqsQueue:
         session = _make_session(source, credentials, timeout)
         # The read timeout covers the long poll itself.
         self._client: Any = session.client("sqs", endpoint_url=endpoint,
-                                           config=_config(timeout + wait_seconds))
+                                           config=_config(timeout).merge(Config(read_timeout=timeout + wait_seconds)))
 
     def __repr__(self) -> str:
         return f"SqsQueue({self._url!r})"
