@@ -48,6 +48,26 @@ def _service_account(cluster: bool, what: str) -> dict[str, Any]:
     return _s(f"ServiceAccount {where} whose token {what}.", maxLength=253, pattern=NAME_PATTERN)
 
 
+def change_events_schema(cluster: bool) -> dict[str, Any]:
+    who = "the credentials of credentialsSecretRef (required with changeEvents)" if cluster else "the store's identity"
+    return {
+        "type": "object", "required": ["sqsQueueURL"],
+        "description": "Secrets Manager change events: an SQS queue that an EventBridge rule fills with Secrets "
+                       "Manager's CloudTrail events (PutSecretValue, UpdateSecretVersionStage, RotationSucceeded, "
+                       f"DeleteSecret, ...). The operator reads it with {who} (sqs:ReceiveMessage, "
+                       "sqs:DeleteMessage) and syncs exactly the BotSecrets that read a changed secret. While "
+                       "the queue answers, those BotSecrets poll only every fallbackRefreshInterval.",
+        "properties": {
+            "sqsQueueURL": _s("URL of the queue, such as https://sqs.us-east-1.amazonaws.com/123456789012/secret-"
+                              "changes; requests go to its scheme and host, in the store's region.", maxLength=2048,
+                              pattern=r"^https?://[^/?#\s]+/[0-9]{12}/[A-Za-z0-9_-]{1,80}([.]fifo)?$"),
+            "fallbackRefreshInterval": _s("How often BotSecrets whose every reference is covered by a healthy "
+                                          "queue poll anyway (their own refreshInterval if that is longer).",
+                                          default="1h", pattern=r"^([0-9]+([.][0-9]+)?(ms|h|m|s))+$"),
+        },
+    }
+
+
 def provider_schema(cluster: bool) -> dict[str, Any]:
     aws = {
         "type": "object", "description": "AWS Secrets Manager or Systems Manager Parameter Store in one region.",
@@ -71,14 +91,23 @@ def provider_schema(cluster: bool) -> dict[str, Any]:
                            maxLength=256),
             "stsEndpoint": _s("STS endpoint URL instead of the region's public one; also used to check the store "
                               "(GetCallerIdentity).", maxLength=2048, **{"x-kubernetes-validations": [URL_RULE]}),
+            "changeEvents": change_events_schema(cluster),
         },
         "x-kubernetes-validations": [
             {"rule": "has(self.roleArn) == has(self.serviceAccountName)",
              "message": "aws.roleArn and aws.serviceAccountName go together (web identity)"},
             {"rule": "!(has(self.roleArn) && has(self.credentialsSecretRef))",
              "message": "aws sets either credentialsSecretRef or serviceAccountName with roleArn, not both"},
+            {"rule": "!has(self.changeEvents) || !has(self.service) || self.service == 'SecretsManager'",
+             "message": "aws.changeEvents come from Secrets Manager only (service: SecretsManager)",
+             "fieldPath": ".changeEvents"},
         ],
     }
+    if cluster:
+        aws["x-kubernetes-validations"].append(
+            {"rule": "!has(self.changeEvents) || has(self.credentialsSecretRef)",
+             "message": "aws.changeEvents in a ClusterBotSecretStore needs credentialsSecretRef (the queue's identity)",
+             "fieldPath": ".changeEvents"})
     gcp = {
         "type": "object", "description": "Google Secret Manager in one project.", "required": ["project"],
         "properties": {
@@ -190,7 +219,8 @@ def provider_schema(cluster: bool) -> dict[str, Any]:
 PLAIN_HTTP_RULE = {
     "rule": "has(self.insecureAllowPlainHTTP) && self.insecureAllowPlainHTTP || !("
             "(has(self.provider.aws) && ((has(self.provider.aws.endpoint) && self.provider.aws.endpoint.startsWith('http://'))"
-            " || (has(self.provider.aws.stsEndpoint) && self.provider.aws.stsEndpoint.startsWith('http://'))))"
+            " || (has(self.provider.aws.stsEndpoint) && self.provider.aws.stsEndpoint.startsWith('http://'))"
+            " || (has(self.provider.aws.changeEvents) && self.provider.aws.changeEvents.sqsQueueURL.startsWith('http://'))))"
             " || (has(self.provider.gcp) && has(self.provider.gcp.endpoint) && self.provider.gcp.endpoint.lowerAscii().startsWith('http://'))"
             " || (has(self.provider.vault) && self.provider.vault.address.startsWith('http://')))",
     "message": "plain http:// sends credentials and values unencrypted; use https:// or set "
@@ -246,6 +276,16 @@ def status_schema() -> dict[str, Any]:
                         "lastTransitionTime": _s("When the condition last changed status or reason.",
                                                  format="date-time"),
                     },
+                },
+            },
+            "changeEvents": {
+                "type": "object", "description": "The change-event queue (spec.provider.aws.changeEvents).",
+                "properties": {
+                    "healthy": {"type": "boolean", "description": "Whether the last ReceiveMessage succeeded; "
+                                "while false, BotSecrets poll at their own refreshInterval."},
+                    "reason": _s("Receiving, or the class of the last error (an AWS error code).", maxLength=256),
+                    "message": _s("Human-readable details; never a message's content.", maxLength=1024),
+                    "lastTransitionTime": _s("When healthy or reason last changed.", format="date-time"),
                 },
             },
         },

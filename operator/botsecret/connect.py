@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubernetes.client.exceptions import ApiException
 
@@ -23,6 +23,10 @@ from .metered import MeteredProvider
 from .providers.base import AccessDenied, Provider, Unavailable
 from .shared_fetch import GATHER_SECONDS, SharedProvider
 from .spec import FORBIDDEN_TARGET_TYPES, AwsSource, GcpSource, ProviderConfig, SecretRef, VaultSource, provider_kind
+
+if TYPE_CHECKING:
+    from .providers.aws_events import SqsQueue
+    from .stores import ChangeEvents
 
 __all__ = ["CredentialsError", "ProviderPool"]
 
@@ -168,24 +172,9 @@ class ProviderPool:
         name = conf.credentials_secret.name if conf.credentials_secret else ""
         cred_field = f"{field}.credentialsSecretRef"
         if isinstance(conf, AwsSource):
-            from .providers.aws import AwsCredentials, AwsProvider, WebIdentity
+            from .providers.aws import AwsProvider
 
-            aws_creds: AwsCredentials | WebIdentity | None = None
-            if conf.role_arn and conf.service_account_name:
-                aws_creds = WebIdentity(
-                    role_arn=conf.role_arn,
-                    session_name=_session_name(namespace, conf.service_account_name),
-                    token=token_source(self._core, namespace, conf.service_account_name, conf.audience,
-                                       f"{field}.serviceAccountName"))
-            elif creds is not None:
-                token = creds.values.get("sessionToken")
-                aws_creds = AwsCredentials(
-                    access_key_id=_need(creds, "accessKeyId", cred_field, name),
-                    secret_access_key=_need(creds, "secretAccessKey", cred_field, name),
-                    session_token=token.decode().strip() if token else None,
-                )
-            elif not self.ambient_allowed(namespace):
-                raise _ambient_refused(namespace, field)
+            aws_creds = self._aws_identity(namespace, conf, creds, field)
             if conf.service == "ParameterStore":
                 from .providers.aws_ssm import ParameterStoreProvider
 
@@ -214,6 +203,46 @@ class ProviderPool:
                 raise _ambient_refused(namespace, field)
             return GcpProvider(conf, credentials_json=key_json, timeout=self._timeout)
         return self._build_vault(namespace, conf, creds, ca, field)
+
+    def _aws_identity(self, namespace: str, conf: AwsSource, creds: _Credentials | None, field: str) -> Any:
+        """The AWS identity a store's settings name, acting for ``namespace``."""
+        from .providers.aws import AwsCredentials, WebIdentity
+
+        name = conf.credentials_secret.name if conf.credentials_secret else ""
+        cred_field = f"{field}.credentialsSecretRef"
+        if conf.role_arn and conf.service_account_name:
+            return WebIdentity(
+                role_arn=conf.role_arn, session_name=_session_name(namespace, conf.service_account_name),
+                token=token_source(self._core, namespace, conf.service_account_name, conf.audience,
+                                   f"{field}.serviceAccountName"))
+        if creds is not None:
+            token = creds.values.get("sessionToken")
+            return AwsCredentials(
+                access_key_id=_need(creds, "accessKeyId", cred_field, name),
+                secret_access_key=_need(creds, "secretAccessKey", cred_field, name),
+                session_token=token.decode().strip() if token else None)
+        if not self.ambient_allowed(namespace):
+            raise _ambient_refused(namespace, field)
+        return None
+
+    def change_queue(self, namespace: str, conf: AwsSource, events: ChangeEvents, field: str) -> SqsQueue:
+        """A reader of a store's change-event queue, acting as the store's identity for
+        ``namespace`` (the same rules as its Secrets Manager client); the caller owns it."""
+        from .providers.aws_events import SqsQueue
+
+        creds = self._credentials_of(conf.credentials_secret, f"{field}.credentialsSecretRef") \
+            if conf.credentials_secret else None
+        return SqsQueue(conf, events.queue_url, events.endpoint, timeout=self._timeout,
+                        credentials=self._aws_identity(namespace, conf, creds, field))
+
+    def invalidate(self, conf: ProviderConfig, names: Collection[str]) -> int:
+        """Drop what the clients of these settings (any namespace) keep of these remote names, so
+        the next read asks the provider; answers how many clients had the settings."""
+        with self._lock:
+            clients = [client for (_, settings), (_, client) in self._clients.items() if settings == conf]
+        for client in clients:
+            client.invalidate(names)
+        return len(clients)
 
     def _build_vault(self, namespace: str, conf: VaultSource, creds: _Credentials | None,
                      ca: _Credentials | None, field: str) -> Provider:

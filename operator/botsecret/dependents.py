@@ -35,6 +35,16 @@ class Dependents:
     def users(self, store: StoreKey) -> list[BotSecretKey]:
         return sorted(b for b, stores in self._uses.items() if store in stores)
 
+    def wake_each(self, botsecrets: Iterable[BotSecretKey]) -> int:
+        """Wake these BotSecrets (a change event named a secret they read); answer how many."""
+        woken = 0
+        for botsecret in botsecrets:
+            event = self._wakeups.get(botsecret)
+            if event is not None:
+                event.set()
+                woken += 1
+        return woken
+
     def wake(self, store: StoreKey) -> int:
         """Wake every BotSecret that uses ``store``; answer how many."""
         woken = 0

@@ -24,6 +24,8 @@ from kubernetes.client.exceptions import ApiException
 
 from . import metrics
 from .cycle import FINALIZER, FORCE_SYNC_ANNOTATION, release_target, run_cycle, run_rollout_cycle
+from .event_index import references
+from .event_streams import EventStreams
 from .reconcile import SyncResult
 from .resolve import store_key, stores_used
 from .runtime import OperatorConfig, Runtime
@@ -71,6 +73,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         max_workers=runtime.settings.sync_threads, thread_name_prefix="botsecret-sync"))
     memo.store_watch = watch = StoreWatch(runtime.api, runtime.pool, runtime.stores, runtime.dependents)
     memo.store_watch_task = asyncio.create_task(watch.run())
+    memo.event_streams = EventStreams(runtime.pool, runtime.references, wake=runtime.dependents.wake_each,
+                                      wake_store=runtime.dependents.wake, patch_status=watch.patch_status)
 
 
 @kopf.on.login()
@@ -83,6 +87,9 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     task: asyncio.Task[None] | None = memo.get("store_watch_task")
     if task is not None:
         task.cancel()
+    streams: EventStreams | None = memo.get("event_streams")
+    if streams is not None:
+        streams.stop()
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
         await asyncio.to_thread(runtime.close)
@@ -106,6 +113,7 @@ async def wake_on_change(body: kopf.Body, memo: kopf.Memo, type: str | None, **_
     key = (body.get("metadata", {}).get("namespace", ""), body.get("metadata", {}).get("name", ""))
     if type == "DELETED":
         runtime.dependents.unregister(key)
+        runtime.references.forget(key)
         metrics.UNSYNCED.synced(*key)
         return
     # A BotSecret going away has nothing left to sync (its deletion bumps the generation).
@@ -113,6 +121,7 @@ async def wake_on_change(body: kopf.Body, memo: kopf.Memo, type: str | None, **_
         metrics.UNSYNCED.seen(*key)
     runtime.dependents.register(key, _wakeup(memo))
     runtime.dependents.record(key, stores_used(body))
+    runtime.references.record(key, references(body))
     if memo.get("synced_trigger") not in (None, _sync_trigger(body)):
         _wakeup(memo).set()
 
@@ -125,8 +134,10 @@ async def store_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_:
     kind: StoreKind = "ClusterBotSecretStore" if body.get("kind") == "ClusterBotSecretStore" else "BotSecretStore"
     meta = body.get("metadata", {})
     watch: StoreWatch = memo.store_watch
-    watch.seen(store_key(kind, meta.get("namespace"), meta.get("name", "")), kind, type,
-               json.loads(json.dumps(dict(body))))
+    key, copy = store_key(kind, meta.get("namespace"), meta.get("name", "")), json.loads(json.dumps(dict(body)))
+    watch.seen(key, kind, type, copy)
+    streams: EventStreams = memo.event_streams
+    streams.seen(key, kind, type, copy)
 
 
 def _lock(memo: kopf.Memo) -> threading.Lock:
@@ -187,10 +198,13 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
                 kopf.event(body, type=kind, reason=reason, message=message)
             result, memo.status = outcome.result, outcome.status
             if full:
-                failures, refresh_due, next_in = _schedule(result, failures)
+                streams: EventStreams = memo.event_streams
+                poll = streams.poll_seconds((namespace, name), _refresh_seconds(result))
+                failures, refresh_due, next_in = _schedule(result, failures, poll)
                 log = logger.info if result.ready else logger.warning
+                stretched = failures == 0 and poll > _refresh_seconds(result) and not math.isinf(next_in)
                 log(log_line(result, namespace=namespace, name=name, seconds=time.monotonic() - started,
-                             next_in=None if result.ready else next_in))
+                             next_in=None if result.ready else next_in, events_poll=next_in if stretched else None))
             wake_in = outcome.wake_in
         except Exception as e:  # noqa: BLE001 - keep syncing; log the type only, the text may carry data
             failures += 1
@@ -204,13 +218,15 @@ async def keep_in_sync(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
         woken = await _sleep(wakeup, stopped, delay)
 
 
-def _schedule(result: SyncResult, failures: int) -> tuple[int, float, float]:
+def _schedule(result: SyncResult, failures: int, poll_seconds: float) -> tuple[int, float, float]:
     """Failures in a row after this result, the monotonic time of the next full sync and the
-    seconds until then (infinite for refreshPolicy OnChange after a success: only a wake-up syncs)."""
+    seconds until then (infinite for refreshPolicy OnChange after a success: only a wake-up syncs).
+    ``poll_seconds``: the refresh interval, or the longer fallback while change events cover it."""
     failures = failures + 1 if result.retry is not Retry.NO else 0
     if failures == 0 and result.spec is not None and result.spec.refresh_policy == "OnChange":
         return failures, math.inf, math.inf
-    next_in = next_delay(refresh_seconds=_refresh_seconds(result), failures=failures, retry=result.retry,
+    next_in = next_delay(refresh_seconds=poll_seconds if failures == 0 else _refresh_seconds(result),
+                         failures=failures, retry=result.retry,
                          retry_after=result.retry_after)
     return failures, time.monotonic() + next_in, next_in
 

@@ -16,6 +16,9 @@ from . import __version__
 
 __all__ = [
     "BUILD",
+    "CHANGE_EVENTS",
+    "CHANGE_STREAM_FAILURES",
+    "CHANGE_STREAM_HEALTHY",
     "LAST_SUCCESS",
     "LEADER",
     "PROVIDER_LOGINS",
@@ -59,6 +62,21 @@ ROLLOUT_FAILURES = Counter("botsecret_rollout_failures_total",
 READY = Gauge("botsecret_ready", "1 when the BotSecret's last sync succeeded, else 0.", ["namespace", "name"])
 LAST_SUCCESS = Gauge("botsecret_last_success_timestamp_seconds",
                      "Unix time of the BotSecret's last successful sync (written or not).", ["namespace", "name"])
+# Change events (issue 12): the store label is "namespace/name" of a BotSecretStore or the name of
+# a ClusterBotSecretStore; never a remote secret's name.
+CHANGE_EVENTS = Counter(
+    "botsecret_change_events_total",
+    "Messages read from stores' change-event queues, by store and outcome (woke: it woke BotSecrets; "
+    "unmatched: no BotSecret reads the secret; unrelated: an action that changes nothing; malformed: "
+    "not a Secrets Manager event).", ["store", "outcome"])
+CHANGE_STREAM_HEALTHY = Gauge(
+    "botsecret_change_stream_healthy",
+    "1 while the last ReceiveMessage of a store's change-event queue succeeded, else 0 (polling takes over).",
+    ["store"])
+CHANGE_STREAM_FAILURES = Counter(
+    "botsecret_change_stream_failures_total",
+    "Failed ReceiveMessage or DeleteMessageBatch calls of a store's change-event queue, by error class.",
+    ["store", "error"])
 BUILD = Info("botsecret_build", "The operator's version and Python.")
 BUILD.info({"version": __version__, "python": platform.python_version()})
 

@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from .connect import ProviderPool
 from .dependents import Dependents
+from .event_index import ReferenceIndex
 from .limits import Limits
 from .optin import OptInListing
 from .reconcile import SyncContext
@@ -169,6 +170,7 @@ class Runtime:
     pool: ProviderPool = field(repr=False)
     stores: StoreLookup = field(repr=False)
     dependents: Dependents = field(default_factory=lambda: Dependents(), repr=False)
+    references: ReferenceIndex = field(default_factory=ReferenceIndex, repr=False)
     released: Released = field(default_factory=Released, repr=False)
     started_at: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
     # BotSecrets that existed at start (0 if they could not be counted): sizes the start-up spread.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import metrics
@@ -58,6 +58,8 @@ class SharedProvider:
         self._gathering: _Flight | None = None
         self._longest_age = 0.0
         self._swept = clock()
+        # Remote name -> when a change event said it changed: no read sent before is kept or joined.
+        self._changed: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"Shared({self._inner!r})"
@@ -72,6 +74,23 @@ class SharedProvider:
 
     def close(self) -> None:
         self._inner.close()
+
+    def invalidate(self, names: Collection[str]) -> None:
+        """A change event named these remote secrets: what was read of them before now is stale,
+        kept or still on its way."""
+        with self._cond:
+            now = self._clock()
+            for name in names:
+                self._changed[name] = now
+            self._kept = {ref: kept for ref, kept in self._kept.items() if ref.name not in self._changed
+                          or kept[0] > self._changed[ref.name]}
+            for ref, flight in list(self._flying.items()):
+                if flight.sent_at is not None and ref.name in names:
+                    del self._flying[ref]  # its callers still get its answer; new ones read again
+
+    def _stale(self, ref: RemoteRef, sent_at: float) -> bool:
+        changed = self._changed.get(ref.name)
+        return changed is not None and sent_at <= changed
 
     # -- shared reads -----------------------------------------------------------------------
 
@@ -147,7 +166,7 @@ class SharedProvider:
             for ref in refs:
                 answer = answers.get(ref) or Unavailable(f"no answer for remote secret {ref.name!r}")
                 flight.answers[ref] = answer
-                if isinstance(answer, Fetched):
+                if isinstance(answer, Fetched) and not self._stale(ref, flight.sent_at):
                     self._kept[ref] = (flight.sent_at, answer)
                 else:
                     self._kept.pop(ref, None)  # errors are never kept, nor an older value past them
@@ -181,4 +200,5 @@ class SharedProvider:
         if now - self._swept < SWEEP_SECONDS:
             return
         self._swept = now
+        self._changed = {name: at for name, at in self._changed.items() if now - at <= self._longest_age}
         self._kept = {ref: kept for ref, kept in self._kept.items() if now - kept[0] <= self._longest_age}

@@ -136,10 +136,14 @@ def events_for(result: SyncResult, *, previous_ready: Mapping[str, Any] | None) 
     return events
 
 
-def log_line(result: SyncResult, *, namespace: str, name: str, seconds: float, next_in: float | None = None) -> str:
-    """The operator's log line for the outcome of one sync: which BotSecret, what, how long."""
+def log_line(result: SyncResult, *, namespace: str, name: str, seconds: float, next_in: float | None = None,
+             events_poll: float | None = None) -> str:
+    """The operator's log line for the outcome of one sync: which BotSecret, what, how long (and,
+    when change events stretch its polls, ``events_poll``: the seconds until the next one)."""
     if result.ready:
         detail = f"{seconds:.2f} s, Secret {'written' if result.written else 'unchanged'}"
+        if events_poll is not None:
+            detail += f"; change events cover it, next poll in {events_poll:.0f} s"
     else:
         detail = f"{seconds:.2f} s" + (f"; next try in {next_in:.0f} s" if next_in is not None else "")
     return f"{namespace}/{name} {result.reason}: {result.message} ({detail})"

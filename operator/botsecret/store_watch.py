@@ -118,7 +118,7 @@ class StoreWatch:
             now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             patch = store_status_patch(state.status, result, generation=generation, now=now)
             if patch is not None:
-                await asyncio.to_thread(self._patch_status, key, patch)
+                await asyncio.to_thread(self.patch_status, key, patch)
                 state.status = {**state.status, **patch}
                 log.info(f"{_shown(key)}: Ready={result.status} {result.reason}: {result.message}")
         except ApiException as e:
@@ -129,7 +129,7 @@ class StoreWatch:
         state.next_check = time.monotonic() + _jittered(RECHECK_SECONDS)
         state.next_poll = time.monotonic() + _jittered(CREDENTIALS_POLL_SECONDS)
 
-    def _patch_status(self, key: StoreKey, patch: dict[str, Any]) -> None:
+    def patch_status(self, key: StoreKey, patch: dict[str, Any]) -> None:
         kind, namespace, name = key
         custom = client.CustomObjectsApi(self._api)
         body, merge = {"status": patch}, "application/merge-patch+json"

@@ -8,9 +8,11 @@ current schema; every error names the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .spec import (
     AwsSource,
@@ -24,11 +26,35 @@ from .spec import (
     _map,
     _str,
     object_name,
+    parse_duration,
 )
 
 AWS_SERVICES = ("SecretsManager", "ParameterStore")
 
-__all__ = ["AWS_SERVICES", "NamespaceCondition", "StoreSpec", "parse_store", "plain_http_addresses"]
+__all__ = ["AWS_SERVICES", "ChangeEvents", "NamespaceCondition", "StoreSpec", "parse_store", "plain_http_addresses"]
+
+DEFAULT_FALLBACK_SECONDS = 3600.0
+MIN_FALLBACK_SECONDS, MAX_FALLBACK_SECONDS = 5.0, 7 * 24 * 3600.0
+# https://sqs.<region>.amazonaws.com/<account>/<queue> (or a test server's host): the path is
+# always the account id and the queue name.
+_QUEUE_PATH = re.compile(r"^/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+_AWS_SQS_HOST = re.compile(r"^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+@dataclass(frozen=True)
+class ChangeEvents:
+    """``aws.changeEvents``: an SQS queue fed by EventBridge with Secrets Manager's CloudTrail
+    events, read with the store's identity; while it is healthy, BotSecrets that only read
+    through such stores poll every ``fallback_seconds`` (or their own interval, if longer)."""
+
+    queue_url: str
+    fallback_seconds: float = DEFAULT_FALLBACK_SECONDS
+
+    @property
+    def endpoint(self) -> str:
+        """Where the queue is read: the scheme and host of its URL."""
+        parts = urlsplit(self.queue_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,7 @@ class StoreSpec:
     provider: ProviderConfig
     allow_plain_http: bool = False
     conditions: tuple[NamespaceCondition, ...] = ()
+    change_events: ChangeEvents | None = None
 
     def admits(self, namespace: str, labels: Mapping[str, str]) -> bool:
         if self.kind == "BotSecretStore":
@@ -172,6 +199,38 @@ def _vault(conf: Mapping[str, Any], path: str, home: str | None) -> VaultSource:
     return provider
 
 
+def _change_events(conf: Mapping[str, Any], base: str, provider: AwsSource, *, cluster: bool,
+                   allow_http: bool) -> ChangeEvents | None:
+    if conf.get("changeEvents") is None:
+        return None
+    path = f"{base}.changeEvents"
+    block = _map(conf, "changeEvents", base)
+    if provider.service != "SecretsManager":
+        raise InvalidSpec(path, "change events come from Secrets Manager only (service: SecretsManager)")
+    if cluster and provider.credentials_secret is None:
+        raise InvalidSpec(path, "a ClusterBotSecretStore reads its queue with credentialsSecretRef only "
+                                "(it has no namespace of its own to act from)")
+    url = _str(block, "sqsQueueURL", path, required=True) or ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or not _QUEUE_PATH.match(parts.path) \
+            or parts.query or parts.fragment:
+        raise InvalidSpec(f"{path}.sqsQueueURL", "must be an SQS queue URL such as "
+                                                 "https://sqs.us-east-1.amazonaws.com/123456789012/secret-changes")
+    if parts.scheme == "http" and not allow_http:
+        raise InvalidSpec(f"{path}.sqsQueueURL", "plain http:// sends credentials unencrypted; use https:// or set "
+                                                 "spec.insecureAllowPlainHTTP: true")
+    aws_host = _AWS_SQS_HOST.match(parts.hostname)
+    if aws_host and aws_host.group(1) != provider.region:
+        raise InvalidSpec(f"{path}.sqsQueueURL", f"the queue is in region {aws_host.group(1)!r}, the store in "
+                                                 f"{provider.region!r}; they must be the same")
+    fallback = DEFAULT_FALLBACK_SECONDS
+    if block.get("fallbackRefreshInterval") is not None:
+        fallback = parse_duration(block["fallbackRefreshInterval"], f"{path}.fallbackRefreshInterval")
+        if not MIN_FALLBACK_SECONDS <= fallback <= MAX_FALLBACK_SECONDS:
+            raise InvalidSpec(f"{path}.fallbackRefreshInterval", "must be between 5s and 168h")
+    return ChangeEvents(queue_url=url, fallback_seconds=fallback)
+
+
 _PARSERS: dict[str, Callable[[Mapping[str, Any], str, str | None], ProviderConfig]] = {
     "aws": _aws, "gcp": _gcp, "vault": _vault}
 
@@ -235,7 +294,11 @@ def parse_store(kind: StoreKind, body: Mapping[str, Any]) -> StoreSpec:
         raise InvalidSpec(f"spec.provider.{kinds[0]}.{plain[0]}",
                           "plain http:// sends credentials and values unencrypted; use https:// or set "
                           "spec.insecureAllowPlainHTTP: true")
+    events = None
+    if isinstance(provider, AwsSource):
+        events = _change_events(conf, f"spec.provider.{kinds[0]}", provider, cluster=kind == "ClusterBotSecretStore",
+                                allow_http=allow_http)
     return StoreSpec(
         kind=kind, name=str(meta.get("name", "")), namespace=home, provider=provider, allow_plain_http=allow_http,
-        conditions=_conditions(spec) if kind == "ClusterBotSecretStore" else (),
+        conditions=_conditions(spec) if kind == "ClusterBotSecretStore" else (), change_events=events,
     )

@@ -203,6 +203,18 @@ def _good_spec(**changes: Any) -> dict[str, Any]:
     return spec
 
 
+_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/secret-changes"
+
+
+def _events_store(name: str, events: dict[str, Any], *, cluster: bool = False, **aws: Any) -> dict[str, Any]:
+    """A store whose aws.changeEvents is ``events``; the rest is valid."""
+    spec: dict[str, Any] = {"provider": {"aws": {"region": "us-east-1", "changeEvents": events, **aws}}}
+    if cluster:
+        spec["conditions"] = [{"namespaces": ["nobody"]}]
+    kind = "ClusterBotSecretStore" if cluster else "BotSecretStore"
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": f"{name}-store"}, "spec": spec}
+
+
 # More refusals than the CRD tests have: wrong types, the issue's list (id, body, field path, fragment).
 EXTRA_REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ("sources-not-a-list", _botsecret("x1", _good_spec(sources={"name": "aws"})), "spec.sources", "must be of type array"),
@@ -255,6 +267,23 @@ EXTRA_REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ("rollout-target-statefulset-of-another-group", _botsecret("x24", _good_spec(rollout={"targets": [
         {"apiVersion": "example.com/v1", "kind": "StatefulSet", "name": "app"}]})),
      "spec.rollout.targets[0].apiVersion", "are apps/v1"),
+    # spec.provider.aws.changeEvents of a store (issue 12: change events through SQS)
+    ("store-change-events-queue-not-a-url", _events_store("x40", {"sqsQueueURL": "not a url"}),
+     "spec.provider.aws.changeEvents.sqsQueueURL", "should match"),
+    ("store-change-events-queue-without-account", _events_store("x41", {
+        "sqsQueueURL": "https://sqs.us-east-1.amazonaws.com/changes"}), "spec.provider.aws.changeEvents.sqsQueueURL",
+     "should match"),
+    ("store-change-events-fallback-not-a-duration", _events_store("x42", {
+        "sqsQueueURL": _QUEUE, "fallbackRefreshInterval": "hourly"}),
+     "spec.provider.aws.changeEvents.fallbackRefreshInterval", "should match"),
+    ("store-change-events-without-a-queue", _events_store("x43", {"fallbackRefreshInterval": "1h"}),
+     "spec.provider.aws.changeEvents.sqsQueueURL", "Required value"),
+    ("store-change-events-plain-http-queue", _events_store("x44", {
+        "sqsQueueURL": "http://127.0.0.1:9/123456789012/changes"}), "spec.provider", "insecureAllowPlainHTTP"),
+    ("store-change-events-on-parameter-store", _events_store("x45", {"sqsQueueURL": _QUEUE}, service="ParameterStore"),
+     "spec.provider.aws.changeEvents", "Secrets Manager only"),
+    ("cluster-store-change-events-without-credentials", _events_store("x46", {"sqsQueueURL": _QUEUE}, cluster=True),
+     "spec.provider.aws.changeEvents", "needs credentialsSecretRef"),
 ]
 
 
