@@ -127,6 +127,8 @@ class PubsubFake:
                     break
                 self._lock.wait(min(0.5, remaining) if remaining is not None else 0.5)
             received = []
+            if not context.is_active():
+                ready = []  # the caller gave up (deadline, cancel): lease nothing to nobody
             for message in ready:
                 self._next_id += 1
                 ack_id = f"ack-{message.message_id}-{self._next_id}"

@@ -48,6 +48,10 @@ class PubsubSubscription:
     def __repr__(self) -> str:
         return f"PubsubSubscription({self._subscription!r})"
 
+    @property
+    def name(self) -> str:
+        return self._subscription
+
     def receive(self, *, wait: bool = True) -> list[QueueMessage]:
         """The next messages; ``wait=False`` (and the Pull after one that ran out) answers at once."""
         immediately = not wait or not self._answered
