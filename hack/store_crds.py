@@ -48,24 +48,41 @@ def _service_account(cluster: bool, what: str) -> dict[str, Any]:
     return _s(f"ServiceAccount {where} whose token {what}.", maxLength=253, pattern=NAME_PATTERN)
 
 
+def _events_schema(field: str, field_schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A provider's changeEvents block: where the events are read (``field``), and the fallback."""
+    fallback = _s("How often BotSecrets whose every reference is covered by a healthy change-event stream poll "
+                  "anyway (their own refreshInterval if that is longer).",
+                  default="1h", pattern=r"^([0-9]+([.][0-9]+)?(ms|h|m|s))+$")
+    return {"type": "object", "required": [field], "description": description,
+            "properties": {field: field_schema, "fallbackRefreshInterval": fallback}}
+
+
+def _events_reader(cluster: bool) -> str:
+    return "the credentials of credentialsSecretRef (required with changeEvents)" if cluster else "the store's identity"
+
+
+def gcp_change_events_schema(cluster: bool) -> dict[str, Any]:
+    subscription = _s("The subscription's resource name, such as projects/my-project/subscriptions/secret-events.",
+                      maxLength=512,
+                      pattern=r"^projects/[a-z0-9][a-z0-9.:-]{0,127}/subscriptions/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
+    return _events_schema("subscription", subscription, (
+        "Secret Manager event notifications: a Pub/Sub subscription of a topic that the secrets list "
+        "(SECRET_VERSION_ADD, SECRET_VERSION_DISABLE, SECRET_DELETE, ...). The operator pulls it with "
+        f"{_events_reader(cluster)} (roles/pubsub.subscriber), through the store's endpoint when one is set, and "
+        "syncs exactly the BotSecrets that read a changed secret. While the subscription answers, those "
+        "BotSecrets poll only every fallbackRefreshInterval."))
+
+
 def change_events_schema(cluster: bool) -> dict[str, Any]:
-    who = "the credentials of credentialsSecretRef (required with changeEvents)" if cluster else "the store's identity"
-    return {
-        "type": "object", "required": ["sqsQueueURL"],
-        "description": "Secrets Manager change events: an SQS queue that an EventBridge rule fills with Secrets "
-                       "Manager's CloudTrail events (PutSecretValue, UpdateSecretVersionStage, RotationSucceeded, "
-                       f"DeleteSecret, ...). The operator reads it with {who} (sqs:ReceiveMessage, "
-                       "sqs:DeleteMessage) and syncs exactly the BotSecrets that read a changed secret. While "
-                       "the queue answers, those BotSecrets poll only every fallbackRefreshInterval.",
-        "properties": {
-            "sqsQueueURL": _s("URL of the queue, such as https://sqs.us-east-1.amazonaws.com/123456789012/secret-"
-                              "changes; requests go to its scheme and host, in the store's region.", maxLength=2048,
-                              pattern=r"^https?://[^/?#\s]+/[0-9]{12}/[A-Za-z0-9_-]{1,80}([.]fifo)?$"),
-            "fallbackRefreshInterval": _s("How often BotSecrets whose every reference is covered by a healthy "
-                                          "queue poll anyway (their own refreshInterval if that is longer).",
-                                          default="1h", pattern=r"^([0-9]+([.][0-9]+)?(ms|h|m|s))+$"),
-        },
-    }
+    queue = _s("URL of the queue, such as https://sqs.us-east-1.amazonaws.com/123456789012/secret-changes; requests "
+               "go to its scheme and host, in the store's region.", maxLength=2048,
+               pattern=r"^https?://[^/?#\s]+/[0-9]{12}/[A-Za-z0-9_-]{1,80}([.]fifo)?$")
+    return _events_schema("sqsQueueURL", queue, (
+        "Secrets Manager change events: an SQS queue that an EventBridge rule fills with Secrets Manager's "
+        "CloudTrail events (PutSecretValue, UpdateSecretVersionStage, RotationSucceeded, DeleteSecret, ...). The "
+        f"operator reads it with {_events_reader(cluster)} (sqs:ReceiveMessage, sqs:DeleteMessage) and syncs "
+        "exactly the BotSecrets that read a changed secret. While the queue answers, those BotSecrets poll only "
+        "every fallbackRefreshInterval."))
 
 
 def provider_schema(cluster: bool) -> dict[str, Any]:
@@ -141,6 +158,7 @@ def provider_schema(cluster: bool) -> dict[str, Any]:
                                       maxLength=2048, **{"x-kubernetes-validations": [URL_RULE]}),
                 },
             },
+            "changeEvents": gcp_change_events_schema(cluster),
         },
         "x-kubernetes-validations": [
             {"rule": "has(self.workloadIdentity) == has(self.serviceAccountName)",
@@ -149,6 +167,12 @@ def provider_schema(cluster: bool) -> dict[str, Any]:
              "message": "gcp sets either credentialsSecretRef or serviceAccountName with workloadIdentity, not both"},
         ],
     }
+    if cluster:
+        gcp["x-kubernetes-validations"].append(
+            {"rule": "!has(self.changeEvents) || has(self.credentialsSecretRef)",
+             "message": "gcp.changeEvents in a ClusterBotSecretStore needs credentialsSecretRef (the subscription's "
+                        "identity)",
+             "fieldPath": ".changeEvents"})
     vault = {
         "type": "object", "description": "One KV secrets engine mount of HashiCorp Vault or OpenBao.",
         "required": ["address"],
@@ -279,11 +303,13 @@ def status_schema() -> dict[str, Any]:
                 },
             },
             "changeEvents": {
-                "type": "object", "description": "The change-event queue (spec.provider.aws.changeEvents).",
+                "type": "object", "description": "The change-event stream (spec.provider.aws.changeEvents or "
+                                                  "spec.provider.gcp.changeEvents).",
                 "properties": {
-                    "healthy": {"type": "boolean", "description": "Whether the last ReceiveMessage succeeded; "
-                                "while false, BotSecrets poll at their own refreshInterval."},
-                    "reason": _s("Receiving, or the class of the last error (an AWS error code).", maxLength=256),
+                    "healthy": {"type": "boolean", "description": "Whether the last ReceiveMessage (Pub/Sub: Pull) "
+                                "succeeded; while false, BotSecrets poll at their own refreshInterval."},
+                    "reason": _s("Receiving, or the class of the last error (an AWS error code, a Google error "
+                                 "class).", maxLength=256),
                     "message": _s("Human-readable details; never a message's content.", maxLength=1024),
                     "lastTransitionTime": _s("When healthy or reason last changed.", format="date-time"),
                 },

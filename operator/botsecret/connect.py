@@ -26,6 +26,7 @@ from .spec import FORBIDDEN_TARGET_TYPES, AwsSource, GcpSource, ProviderConfig, 
 
 if TYPE_CHECKING:
     from .providers.aws_events import SqsQueue
+    from .providers.gcp_events import PubsubSubscription
     from .stores import ChangeEvents
 
 __all__ = ["CredentialsError", "ProviderPool"]
@@ -169,8 +170,6 @@ class ProviderPool:
 
     def _build(self, namespace: str, conf: AwsSource | GcpSource | VaultSource, creds: _Credentials | None,
                ca: _Credentials | None, field: str) -> Provider:
-        name = conf.credentials_secret.name if conf.credentials_secret else ""
-        cred_field = f"{field}.credentialsSecretRef"
         if isinstance(conf, AwsSource):
             from .providers.aws import AwsProvider
 
@@ -183,26 +182,31 @@ class ProviderPool:
         if isinstance(conf, GcpSource):
             from .providers.gcp import GcpProvider
 
-            if conf.federation is not None and conf.service_account_name:
-                from .providers.gcp_federation import GcpFederation
-
-                settings = conf.federation
-                federation = GcpFederation(
-                    audience=settings.audience, service_account_email=settings.service_account_email,
-                    sts_endpoint=settings.sts_endpoint, iam_endpoint=settings.iam_endpoint,
-                    token=token_source(self._core, namespace, conf.service_account_name, settings.token_audience,
-                                       f"{field}.serviceAccountName"))
-                return GcpProvider(conf, federation=federation, timeout=self._timeout)
-            key_json = None
-            if creds is not None:
-                key_json = creds.values.get("credentials.json")
-                if key_json is None:
-                    raise CredentialsError(f"{cred_field}: Secret {name!r} has no key 'credentials.json'")
-            elif not (conf.endpoint or "").lower().startswith("http://") and not self.ambient_allowed(namespace):
-                # A plain-HTTP endpoint is an emulator reached without credentials, not an identity.
-                raise _ambient_refused(namespace, field)
-            return GcpProvider(conf, credentials_json=key_json, timeout=self._timeout)
+            return GcpProvider(conf, timeout=self._timeout, **self._gcp_identity(namespace, conf, creds, field))
         return self._build_vault(namespace, conf, creds, ca, field)
+
+    def _gcp_identity(self, namespace: str, conf: GcpSource, creds: _Credentials | None, field: str) -> Any:
+        """The Google identity a store's settings name, acting for ``namespace``: the keyword
+        arguments (``federation`` or ``credentials_json``) of a GCP client."""
+        if conf.federation is not None and conf.service_account_name:
+            from .providers.gcp_federation import GcpFederation
+
+            settings = conf.federation
+            return {"federation": GcpFederation(
+                audience=settings.audience, service_account_email=settings.service_account_email,
+                sts_endpoint=settings.sts_endpoint, iam_endpoint=settings.iam_endpoint,
+                token=token_source(self._core, namespace, conf.service_account_name, settings.token_audience,
+                                   f"{field}.serviceAccountName"))}
+        key_json = None
+        if creds is not None:
+            key_json = creds.values.get("credentials.json")
+            if key_json is None:
+                name = conf.credentials_secret.name if conf.credentials_secret else ""
+                raise CredentialsError(f"{field}.credentialsSecretRef: Secret {name!r} has no key 'credentials.json'")
+        elif not (conf.endpoint or "").lower().startswith("http://") and not self.ambient_allowed(namespace):
+            # A plain-HTTP endpoint is an emulator reached without credentials, not an identity.
+            raise _ambient_refused(namespace, field)
+        return {"credentials_json": key_json}
 
     def _aws_identity(self, namespace: str, conf: AwsSource, creds: _Credentials | None, field: str) -> Any:
         """The AWS identity a store's settings name, acting for ``namespace``."""
@@ -225,13 +229,20 @@ class ProviderPool:
             raise _ambient_refused(namespace, field)
         return None
 
-    def change_queue(self, namespace: str, conf: AwsSource, events: ChangeEvents, field: str) -> SqsQueue:
-        """A reader of a store's change-event queue, acting as the store's identity for
-        ``namespace`` (the same rules as its Secrets Manager client); the caller owns it."""
-        from .providers.aws_events import SqsQueue
-
+    def change_queue(self, namespace: str, conf: AwsSource | GcpSource, events: ChangeEvents,
+                     field: str) -> SqsQueue | PubsubSubscription:
+        """A reader of a store's change events (its SQS queue or Pub/Sub subscription), acting as
+        the store's identity for ``namespace`` (the same rules as its secrets client); the caller
+        owns it."""
         creds = self._credentials_of(conf.credentials_secret, f"{field}.credentialsSecretRef") \
             if conf.credentials_secret else None
+        if isinstance(conf, GcpSource):
+            from .providers.gcp_events import PubsubSubscription
+
+            return PubsubSubscription(conf, events.subscription, timeout=self._timeout,
+                                      **self._gcp_identity(namespace, conf, creds, field))
+        from .providers.aws_events import SqsQueue
+
         return SqsQueue(conf, events.queue_url, events.endpoint, timeout=self._timeout,
                         credentials=self._aws_identity(namespace, conf, creds, field))
 

@@ -1,11 +1,12 @@
-"""One thread that reads one change-event queue for as long as a store names it.
+"""One thread that reads one change-event queue (an SQS queue, a Pub/Sub subscription) for as
+long as a store names it.
 
 A thread of its own, not the event loop's executor: a long poll holds its thread for up to 20 s,
-and sync cycles must never wait behind it. Each received batch is classified
-(:func:`~botsecret.event_messages.parse_message`), handed over, then deleted, so a message that
-cannot be understood is dropped rather than received again for ever. A failed ``ReceiveMessage``
-reports the stream unhealthy (polling takes over) and is retried with jittered, growing backoff
-on a new client (the credentials may have rotated).
+and sync cycles must never wait behind it. Each received batch is classified (``parse``: the
+provider's message format), handed over, then deleted (acknowledged), so a message that cannot
+be understood is dropped rather than received again for ever. A failed receive reports the
+stream unhealthy (polling takes over) and is retried with jittered, growing backoff on a new
+client (the credentials may have rotated).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from .event_messages import ChangeEvent, Ignored, parse_message
-from .providers.aws_events import QueueError, QueueMessage
+from .event_messages import ChangeEvent, Ignored
+from .providers.change_queue import QueueError, QueueMessage
 
 __all__ = ["FIRST_BACKOFF_SECONDS", "MAX_BACKOFF_SECONDS", "ChangeQueue", "QueueConsumer", "backoff_seconds"]
 
@@ -38,17 +39,18 @@ def backoff_seconds(failures: int, rng: random.Random) -> float:
 
 
 class QueueConsumer:
-    """``open_queue`` builds a client (it may raise a classified provider error);
-    ``on_messages`` gets each batch, classified; ``on_health`` gets (healthy, error class) after
-    every ReceiveMessage; ``on_delete_failure`` the error class of a failed delete. The callbacks
-    run on this thread and must hand over quickly."""
+    """``open_queue`` builds a client (it may raise a classified provider error); ``parse``
+    classifies one message; ``on_messages`` gets each batch, classified; ``on_health`` gets
+    (healthy, error class) after every receive; ``on_delete_failure`` the error class of a failed
+    delete. The callbacks run on this thread and must hand over quickly."""
 
     def __init__(self, name: str, open_queue: Callable[[], ChangeQueue],
                  on_messages: Callable[[list[ChangeEvent | Ignored]], None],
                  on_health: Callable[[bool, str], None],
                  on_delete_failure: Callable[[str], None] = lambda _: None,
-                 rng: random.Random | None = None) -> None:
-        self._open = open_queue
+                 rng: random.Random | None = None, *,
+                 parse: Callable[[QueueMessage], ChangeEvent | Ignored]) -> None:
+        self._open, self._parse = open_queue, parse
         self._on_messages, self._on_health, self._on_delete_failure = on_messages, on_health, on_delete_failure
         self._rng = rng or random.Random()
         self._stopped = threading.Event()
@@ -87,7 +89,7 @@ class QueueConsumer:
             failures = 0
             self._on_health(True, "")
             if messages:
-                self._on_messages([parse_message(m.body) for m in messages])
+                self._on_messages([self._parse(m) for m in messages])
                 try:
                     refused = queue.delete(messages)
                     if refused:

@@ -1,4 +1,5 @@
-"""AWS Secrets Manager change events as they arrive on an SQS queue, and which references they name.
+"""Change events and how references match them; AWS Secrets Manager's as they arrive on an SQS
+queue (Google's Pub/Sub notifications: event_notifications).
 
 EventBridge delivers Secrets Manager's CloudTrail records (``detail-type`` "AWS API Call via
 CloudTrail", ``source`` "aws.secretsmanager") to the queue as the message body. The secret is
@@ -36,6 +37,8 @@ _ARN = re.compile(r"^arn:(aws[a-z-]*):secretsmanager:([a-z0-9-]*):(\d*):secret:(
 # A full ARN ends in "-" and six characters Secrets Manager chose; a name may not contain them.
 _SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 _ID = re.compile(r"^[A-Za-z0-9_+=.@:/!-]{1,2048}$")
+# A Google Secret Manager version's full name: its secret's full name is how events name it.
+_GCP_VERSION = re.compile(r"^(projects/[^/]+(?:/locations/[^/]+)?/secrets/[^/]+)/versions/[^/]+$")
 
 
 @dataclass(frozen=True)
@@ -60,14 +63,18 @@ class Ignored:
 def secret_keys(secret_id: str) -> frozenset[str]:
     """The forms under which a reference to the same secret may be written: the id itself and, for
     an ARN, the secret's name (the ARN's last part without Secrets Manager's six-character suffix,
-    and as it stands, for a partial ARN). Over-matching wakes a BotSecret once too often; missing
-    a form would leave it on the fallback interval, so every plausible form counts."""
+    and as it stands, for a partial ARN); for a Google version name, its secret's name.
+    Over-matching wakes a BotSecret once too often; missing a form would leave it on the fallback
+    interval, so every plausible form counts."""
     keys = {secret_id}
     match = _ARN.match(secret_id)
     if match:
         resource = match.group(4)
         keys.add(resource)
         keys.add(_SUFFIX.sub("", resource))
+    version = _GCP_VERSION.match(secret_id)
+    if version:
+        keys.add(version.group(1))
     return frozenset(k for k in keys if k)
 
 

@@ -20,14 +20,18 @@ from . import metrics
 from .connect import ProviderPool
 from .event_consumer import QueueConsumer
 from .event_index import BotSecretKey, ReferenceIndex, StoreKey, poll_seconds
-from .event_messages import ChangeEvent, Ignored
-from .spec import AwsSource, InvalidSpec, StoreKind
+from .event_messages import ChangeEvent, Ignored, parse_message
+from .event_notifications import parse_notification
+from .providers.change_queue import QueueMessage
+from .spec import AwsSource, GcpSource, InvalidSpec, StoreKind
 from .stores import StoreSpec, parse_store
 
 __all__ = ["EventStreams", "StreamKey", "store_label"]
 
 log = logging.getLogger("botsecret.events")
-StreamKey = tuple[str, AwsSource, str]  # (namespace acted for, the store's AWS settings, queue URL)
+# (namespace acted for, the store's provider settings, queue URL or subscription)
+StreamKey = tuple[str, AwsSource | GcpSource, str]
+Parse = Callable[[QueueMessage], ChangeEvent | Ignored]
 
 
 def store_label(key: StoreKey) -> str:
@@ -39,16 +43,26 @@ def stream_key(store: StoreSpec) -> StreamKey | None:
     """Whose identity reads the queue: a BotSecretStore's namespace; a ClusterBotSecretStore's
     credentials Secret's namespace (parsing refuses change events without one)."""
     events, provider = store.change_events, store.provider
-    if events is None or not isinstance(provider, AwsSource):
+    if events is None or not isinstance(provider, AwsSource | GcpSource):
         return None
     namespace = store.namespace or (provider.credentials_secret.namespace if provider.credentials_secret else "")
-    return (namespace, provider, events.queue_url)
+    return (namespace, provider, events.stream)
+
+
+def reader(provider: AwsSource | GcpSource) -> tuple[str, str, Parse]:
+    """A provider's change events: its store field, the call that receives them, their parser."""
+    if isinstance(provider, GcpSource):
+        project, location = provider.project, provider.location
+        return "spec.provider.gcp", "Pull", lambda m: parse_notification(m.attributes, m.body, project=project,
+                                                                         location=location)
+    return "spec.provider.aws", "ReceiveMessage", lambda m: parse_message(m.body)
 
 
 @dataclass
 class _Stream:
     consumer: QueueConsumer
     stores: set[StoreKey] = field(default_factory=set)
+    call: str = "ReceiveMessage"  # the provider's receive call, for the status message
     healthy: bool | None = None  # None: no answer yet
     reason: str = ""
 
@@ -100,7 +114,7 @@ class EventStreams:
         self._of_store[key] = wanted
         stream = self._streams.get(wanted)
         if stream is None:
-            stream = self._streams[wanted] = _Stream(self._consumer(wanted, spec, key))
+            stream = self._streams[wanted] = _Stream(self._consumer(wanted, spec, key), call=reader(wanted[1])[1])
             stream.consumer.start()
         stream.stores.add(key)
         metrics.CHANGE_STREAM_HEALTHY.labels(store_label(key)).set(1 if stream.healthy else 0)
@@ -122,7 +136,7 @@ class EventStreams:
         namespace, provider, _ = wanted
         events = spec.change_events
         assert events is not None
-        field_path = "spec.provider.aws"
+        field_path, _, parse = reader(provider)
 
         def handover(fn: Callable[..., None], *args: Any) -> None:
             loop = self._loop
@@ -134,7 +148,7 @@ class EventStreams:
             open_queue=lambda: self._pool.change_queue(namespace, provider, events, field_path),
             on_messages=lambda parsed: handover(self._deliver, wanted, parsed),
             on_health=lambda healthy, reason: handover(self._health, wanted, healthy, reason),
-            on_delete_failure=lambda error: handover(self._delete_failed, wanted, error))
+            on_delete_failure=lambda error: handover(self._delete_failed, wanted, error), parse=parse)
 
     def _deliver(self, wanted: StreamKey, parsed: list[ChangeEvent | Ignored]) -> None:
         stream = self._streams.get(wanted)
@@ -177,7 +191,7 @@ class EventStreams:
         status = {"changeEvents": {
             "healthy": healthy, "reason": "Receiving" if healthy else reason, "lastTransitionTime": now,
             "message": "receiving change events; polling at the fallback interval" if healthy else
-                       f"ReceiveMessage failed ({reason}); BotSecrets poll at their own refreshInterval"}}
+                       f"{stream.call} failed ({reason}); BotSecrets poll at their own refreshInterval"}}
         for store in sorted(stream.stores):
             (log.info if healthy else log.warning)(f"{store_label(store)}: {status['changeEvents']['message']}")
             self._spawn(store, status)

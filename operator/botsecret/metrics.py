@@ -68,14 +68,16 @@ CHANGE_EVENTS = Counter(
     "botsecret_change_events_total",
     "Messages read from stores' change-event queues, by store and outcome (woke: it woke BotSecrets; "
     "unmatched: no BotSecret reads the secret; unrelated: an action that changes nothing; malformed: "
-    "not a Secrets Manager event).", ["store", "outcome"])
+    "not a Secrets Manager event or notification).", ["store", "outcome"])
 CHANGE_STREAM_HEALTHY = Gauge(
     "botsecret_change_stream_healthy",
-    "1 while the last ReceiveMessage of a store's change-event queue succeeded, else 0 (polling takes over).",
+    "1 while the last ReceiveMessage (or Pub/Sub Pull) of a store's change-event queue succeeded, else 0 "
+    "(polling takes over).",
     ["store"])
 CHANGE_STREAM_FAILURES = Counter(
     "botsecret_change_stream_failures_total",
-    "Failed ReceiveMessage or DeleteMessageBatch calls of a store's change-event queue, by error class.",
+    "Failed ReceiveMessage or DeleteMessageBatch (Pub/Sub: Pull or Acknowledge) calls of a store's change-event "
+    "queue, by error class.",
     ["store", "error"])
 BUILD = Info("botsecret_build", "The operator's version and Python.")
 BUILD.info({"version": __version__, "python": platform.python_version()})

@@ -39,16 +39,25 @@ MIN_FALLBACK_SECONDS, MAX_FALLBACK_SECONDS = 5.0, 7 * 24 * 3600.0
 # always the account id and the queue name.
 _QUEUE_PATH = re.compile(r"^/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 _AWS_SQS_HOST = re.compile(r"^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+# projects/<project id or number>/subscriptions/<name>, as Pub/Sub names subscriptions.
+_SUBSCRIPTION = re.compile(r"^projects/[a-z0-9][a-z0-9.:-]{0,127}/subscriptions/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
 
 
 @dataclass(frozen=True)
 class ChangeEvents:
     """``aws.changeEvents``: an SQS queue fed by EventBridge with Secrets Manager's CloudTrail
-    events, read with the store's identity; while it is healthy, BotSecrets that only read
+    events; ``gcp.changeEvents``: a Pub/Sub subscription of Secret Manager's event notifications.
+    Either is read with the store's identity; while it is healthy, BotSecrets that only read
     through such stores poll every ``fallback_seconds`` (or their own interval, if longer)."""
 
-    queue_url: str
+    queue_url: str = ""  # aws
     fallback_seconds: float = DEFAULT_FALLBACK_SECONDS
+    subscription: str = ""  # gcp: projects/<p>/subscriptions/<s>
+
+    @property
+    def stream(self) -> str:
+        """Where the events are read: the queue URL or the subscription's name."""
+        return self.queue_url or self.subscription
 
     @property
     def endpoint(self) -> str:
@@ -199,17 +208,24 @@ def _vault(conf: Mapping[str, Any], path: str, home: str | None) -> VaultSource:
     return provider
 
 
-def _change_events(conf: Mapping[str, Any], base: str, provider: AwsSource, *, cluster: bool,
+def _change_events(conf: Mapping[str, Any], base: str, provider: AwsSource | GcpSource, *, cluster: bool,
                    allow_http: bool) -> ChangeEvents | None:
     if conf.get("changeEvents") is None:
         return None
     path = f"{base}.changeEvents"
     block = _map(conf, "changeEvents", base)
+    if cluster and provider.credentials_secret is None:
+        what = "queue" if isinstance(provider, AwsSource) else "subscription"
+        raise InvalidSpec(path, f"a ClusterBotSecretStore reads its {what} with credentialsSecretRef only "
+                                "(it has no namespace of its own to act from)")
+    if isinstance(provider, GcpSource):
+        subscription = _str(block, "subscription", path, required=True) or ""
+        if not _SUBSCRIPTION.match(subscription):
+            raise InvalidSpec(f"{path}.subscription", "must be a Pub/Sub subscription's name such as "
+                                                      "projects/my-project/subscriptions/secret-events")
+        return ChangeEvents(subscription=subscription, fallback_seconds=_fallback(block, path))
     if provider.service != "SecretsManager":
         raise InvalidSpec(path, "change events come from Secrets Manager only (service: SecretsManager)")
-    if cluster and provider.credentials_secret is None:
-        raise InvalidSpec(path, "a ClusterBotSecretStore reads its queue with credentialsSecretRef only "
-                                "(it has no namespace of its own to act from)")
     url = _str(block, "sqsQueueURL", path, required=True) or ""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or not _QUEUE_PATH.match(parts.path) \
@@ -223,12 +239,16 @@ def _change_events(conf: Mapping[str, Any], base: str, provider: AwsSource, *, c
     if aws_host and aws_host.group(1) != provider.region:
         raise InvalidSpec(f"{path}.sqsQueueURL", f"the queue is in region {aws_host.group(1)!r}, the store in "
                                                  f"{provider.region!r}; they must be the same")
-    fallback = DEFAULT_FALLBACK_SECONDS
-    if block.get("fallbackRefreshInterval") is not None:
-        fallback = parse_duration(block["fallbackRefreshInterval"], f"{path}.fallbackRefreshInterval")
-        if not MIN_FALLBACK_SECONDS <= fallback <= MAX_FALLBACK_SECONDS:
-            raise InvalidSpec(f"{path}.fallbackRefreshInterval", "must be between 5s and 168h")
-    return ChangeEvents(queue_url=url, fallback_seconds=fallback)
+    return ChangeEvents(queue_url=url, fallback_seconds=_fallback(block, path))
+
+
+def _fallback(block: Mapping[str, Any], path: str) -> float:
+    if block.get("fallbackRefreshInterval") is None:
+        return DEFAULT_FALLBACK_SECONDS
+    fallback = parse_duration(block["fallbackRefreshInterval"], f"{path}.fallbackRefreshInterval")
+    if not MIN_FALLBACK_SECONDS <= fallback <= MAX_FALLBACK_SECONDS:
+        raise InvalidSpec(f"{path}.fallbackRefreshInterval", "must be between 5s and 168h")
+    return fallback
 
 
 _PARSERS: dict[str, Callable[[Mapping[str, Any], str, str | None], ProviderConfig]] = {
@@ -295,7 +315,7 @@ def parse_store(kind: StoreKind, body: Mapping[str, Any]) -> StoreSpec:
                           "plain http:// sends credentials and values unencrypted; use https:// or set "
                           "spec.insecureAllowPlainHTTP: true")
     events = None
-    if isinstance(provider, AwsSource):
+    if isinstance(provider, AwsSource | GcpSource):
         events = _change_events(conf, f"spec.provider.{kinds[0]}", provider, cluster=kind == "ClusterBotSecretStore",
                                 allow_http=allow_http)
     return StoreSpec(

@@ -13,10 +13,17 @@ import pytest
 
 from tests.harness import botsecrets as bs
 from tests.harness.aws import MotoServer
+from tests.harness.change_events import (
+    assert_one_woke_one_malformed,
+    bot_reading,
+    two_readers_of_a_one_of_b,
+    wait_polls_at_fallback,
+    wait_stream,
+)
 from tests.harness.cluster_fixtures import Kube
 from tests.harness.counting_proxy import CountingProxy
 from tests.harness.leaks import secret_value
-from tests.harness.stores import GROUP, VERSION, create_store, store_ref
+from tests.harness.stores import create_store
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.scale
@@ -49,18 +56,6 @@ def _store_with_queue(kube: Kube, namespace: str, endpoint: str, queue_url: str,
         "changeEvents": {"sqsQueueURL": queue_url, "fallbackRefreshInterval": fallback}}})
 
 
-def _bot(kube: Kube, namespace: str, name: str, remote: str, refresh: str) -> None:
-    bs.create(kube, namespace, name, {"sources": [{"name": "aws", "storeRef": store_ref("aws")}],
-                                      "refreshInterval": refresh,
-                                      "data": [{"key": "K", "remoteRef": {"name": remote}}]})
-
-
-def _stream(kube: Kube, namespace: str) -> dict[str, Any]:
-    store = kube.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "botsecretstores", "aws")
-    found: dict[str, Any] = (store.get("status") or {}).get("changeEvents") or {}
-    return found
-
-
 @pytest.mark.operator_metrics
 def test_an_sqs_event_wakes_only_the_botsecrets_that_read_its_secret(
     operator: Any, kube: Kube, namespace: str, aws: MotoServer, proxy: CountingProxy,
@@ -72,11 +67,7 @@ def test_an_sqs_event_wakes_only_the_botsecrets_that_read_its_secret(
     sm.create_secret(Name=b, SecretString=first_b)
     queue_url = sqs.create_queue(QueueName=f"{namespace}-changes")["QueueUrl"]
     _store_with_queue(kube, namespace, proxy.endpoint, queue_url)
-    for name, remote in (("a-one", a), ("a-two", a), ("b-one", b)):
-        _bot(kube, namespace, name, remote, "1h")
-    for name in ("a-one", "a-two", "b-one"):
-        bs.wait_ready(kube, namespace, name, reason="Synced", timeout=120)
-    wait_for(lambda: _stream(kube, namespace).get("healthy") is True, timeout=90, what="the change stream healthy")
+    two_readers_of_a_one_of_b(kube, namespace, "aws", a, b)
 
     before = {remote: proxy.reads_of(remote) for remote in (a, b)}
     second_a = secret_value("event_a2")
@@ -93,12 +84,7 @@ def test_an_sqs_event_wakes_only_the_botsecrets_that_read_its_secret(
     assert bs.secret_data(kube, namespace, "b-one") == {"K": first_b.encode()}
     wait_for(lambda: sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"].get(
         "ApproximateNumberOfMessages") == "0", timeout=30, what="the handled messages deleted")
-    label = f"{namespace}/aws"
-    counted = {outcome: operator.metric("botsecret_change_events_total", store=label, outcome=outcome)
-               for outcome in ("woke", "malformed")}
-    print(f"botsecret_change_events_total for store {label}: {counted}")
-    assert counted == {"woke": 1, "malformed": 1}
-    assert operator.metric("botsecret_change_stream_healthy", store=label) == 1
+    assert_one_woke_one_malformed(operator, f"{namespace}/aws")
 
 
 @pytest.mark.operator_metrics
@@ -112,21 +98,14 @@ def test_with_the_stream_down_polling_takes_over(
     sm.create_secret(Name=remote, SecretString=first)
     queue_url = sqs.create_queue(QueueName=f"{namespace}-doomed")["QueueUrl"]
     _store_with_queue(kube, namespace, proxy.endpoint, queue_url)
-    _bot(kube, namespace, "polled", remote, "10s")
+    bot_reading(kube, namespace, "polled", "aws", remote, "10s")
     bs.wait_ready(kube, namespace, "polled", reason="Synced", timeout=120)
-    wait_for(lambda: _stream(kube, namespace).get("healthy") is True, timeout=90, what="the change stream healthy")
+    wait_stream(kube, namespace, "aws", healthy=True)
     # While the queue answers, a sync schedules the next poll at the fallback interval, not 10 s.
-    bs.force_sync(kube, namespace, "polled")
-    stretched = f"{namespace}/polled Synced"
-    line = wait_for(lambda: next((ln for ln in operator.output().splitlines() if stretched in ln
-                                  and "change events cover it" in ln), None),
-                    timeout=60, what="a sync that polls next at the fallback interval")
-    print(f"while the stream is healthy: {line[line.index(stretched):]}")
-    assert "next poll in" in line and float(line.rsplit("next poll in ", 1)[1].split()[0]) >= 3000
+    assert wait_polls_at_fallback(operator, kube, namespace, "polled") >= 3000
 
     sqs.delete_queue(QueueUrl=queue_url)
-    down = wait_for(lambda: (s := _stream(kube, namespace)) and s.get("healthy") is False and s, timeout=90,
-                    what="the store reporting the change stream unhealthy")
+    down = wait_stream(kube, namespace, "aws", healthy=False)
     print(f"store status.changeEvents after the queue was deleted: {down}")
     assert down["reason"] not in ("", "Receiving") and "ReceiveMessage failed" in down["message"]
     assert operator.metric("botsecret_change_stream_healthy", store=f"{namespace}/aws") == 0

@@ -215,6 +215,18 @@ def _events_store(name: str, events: dict[str, Any], *, cluster: bool = False, *
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": f"{name}-store"}, "spec": spec}
 
 
+_SUBSCRIPTION = "projects/central/subscriptions/secret-events"
+
+
+def _gcp_events_store(name: str, events: Any, *, cluster: bool = False) -> dict[str, Any]:
+    """A store whose gcp.changeEvents is ``events``; the rest is valid."""
+    spec: dict[str, Any] = {"provider": {"gcp": {"project": "bots", "changeEvents": events}}}
+    if cluster:
+        spec["conditions"] = [{"namespaces": ["nobody"]}]
+    kind = "ClusterBotSecretStore" if cluster else "BotSecretStore"
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": f"{name}-store"}, "spec": spec}
+
+
 # More refusals than the CRD tests have: wrong types, the issue's list (id, body, field path, fragment).
 EXTRA_REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ("sources-not-a-list", _botsecret("x1", _good_spec(sources={"name": "aws"})), "spec.sources", "must be of type array"),
@@ -284,6 +296,21 @@ EXTRA_REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
      "spec.provider.aws.changeEvents", "Secrets Manager only"),
     ("cluster-store-change-events-without-credentials", _events_store("x46", {"sqsQueueURL": _QUEUE}, cluster=True),
      "spec.provider.aws.changeEvents", "needs credentialsSecretRef"),
+    # spec.provider.gcp.changeEvents of a store (issue 12: change events through Pub/Sub)
+    ("store-gcp-change-events-subscription-a-bare-name", _gcp_events_store("x47", {"subscription": "secret-events"}),
+     "spec.provider.gcp.changeEvents.subscription", "should match"),
+    ("store-gcp-change-events-a-topic", _gcp_events_store("x48", {"subscription": "projects/bots/topics/secret-events"}),
+     "spec.provider.gcp.changeEvents.subscription", "should match"),
+    ("store-gcp-change-events-without-a-subscription", _gcp_events_store("x49", {"fallbackRefreshInterval": "1h"}),
+     "spec.provider.gcp.changeEvents.subscription", "Required value"),
+    ("store-gcp-change-events-fallback-not-a-duration", _gcp_events_store("x50", {
+        "subscription": _SUBSCRIPTION, "fallbackRefreshInterval": "hourly"}),
+     "spec.provider.gcp.changeEvents.fallbackRefreshInterval", "should match"),
+    ("store-gcp-change-events-not-an-object", _gcp_events_store("x51", "projects/bots/subscriptions/events"),
+     "spec.provider.gcp.changeEvents", "must be of type object"),
+    ("cluster-store-gcp-change-events-without-credentials", _gcp_events_store("x52", {"subscription": _SUBSCRIPTION},
+                                                                              cluster=True),
+     "spec.provider.gcp.changeEvents", "needs credentialsSecretRef"),
 ]
 
 

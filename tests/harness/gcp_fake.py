@@ -50,6 +50,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from .gcp_auth import GoogleAuth
+from .pubsub_fake import PubsubFake
 
 __all__ = ["SERVICE", "Arrival", "GcpSecretManagerFake"]
 
@@ -125,6 +126,8 @@ class GcpSecretManagerFake:
         self._throttled: dict[str, float] = {}  # project -> RetryInfo delay in seconds
         self._arrivals: list[Arrival] = []
         self._server: grpc.Server | None = None
+        # Pub/Sub's Subscriber on the same port: a store's endpoint serves every API it reads.
+        self.pubsub = PubsubFake(auth)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -143,7 +146,7 @@ class GcpSecretManagerFake:
             return
         pool = futures.ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="gcp-fake")
         server = grpc.server(pool)
-        server.add_generic_rpc_handlers((self._handler(),))
+        server.add_generic_rpc_handlers((self._handler(), self.pubsub.handler()))
         if self.tls:
             chain, key = self.tls
             self.port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, chain)]))

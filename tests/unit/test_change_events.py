@@ -265,7 +265,8 @@ def test_consumer_hands_over_deletes_everything_it_handled_and_survives_failures
             raise QueueError("AccessDenied")
         return queue
 
-    consumer = QueueConsumer("t", open_queue, got.extend, lambda h, r: health.append((h, r)))
+    consumer = QueueConsumer("t", open_queue, got.extend, lambda h, r: health.append((h, r)),
+                             parse=lambda m: parse_message(m.body))
     consumer.start()
     assert done.wait(10)
     consumer.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.config import Config
@@ -17,26 +16,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..spec import AwsSource
 from .aws import AwsCredentials, WebIdentity, _config, _make_session
+from .change_queue import QueueError, QueueMessage
 
 __all__ = ["MAX_MESSAGES", "WAIT_SECONDS", "QueueError", "QueueMessage", "SqsQueue"]
 
 WAIT_SECONDS = 20  # the longest long poll SQS allows
 MAX_MESSAGES = 10  # the most messages one ReceiveMessage answers
 _ERROR_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{0,63}$")
-
-
-class QueueError(Exception):
-    """ReceiveMessage or DeleteMessageBatch failed; ``error_class`` says how, in a word."""
-
-    def __init__(self, error_class: str) -> None:
-        super().__init__(error_class)
-        self.error_class = error_class
-
-
-@dataclass(frozen=True)
-class QueueMessage:
-    receipt: str = field(repr=False)
-    body: str = field(repr=False)  # may hold anything: never logged
 
 
 class SqsQueue:

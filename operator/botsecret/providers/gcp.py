@@ -17,24 +17,21 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import google_crc32c
 import grpc
 from google.api_core import exceptions as gexc
-from google.api_core.client_options import ClientOptions
 from google.auth import exceptions as auth_exc
-from google.auth.credentials import AnonymousCredentials
 
 from ..remote import FindQuery
 from ..spec import GcpSource
 from ..values import SecretValue
 from .base import AccessDenied, Fetched, NotFound, ProviderError, RemoteRef, Throttled, TlsError, Unavailable
-from .gcp_federation import GcpFederation, federated_credentials
+from .gcp_connect import GoogleIdentity, google_client
+from .gcp_federation import GcpFederation
 
 __all__ = ["GcpProvider"]
 
-SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 DEFAULT_ENDPOINT = "secretmanager.googleapis.com"
 
 # The client's gRPC interceptor logs every response, payload included (base64 in the record's
@@ -70,9 +67,8 @@ class GcpProvider:
         federation: GcpFederation | None = None,
     ) -> None:
         self._source = source
-        self._credentials_json = credentials_json
+        self._identity = GoogleIdentity(credentials_json=credentials_json, federation=federation)
         self._federation = federation
-        self._supplier: Any = None
         self._timeout = timeout
         self._client: Any = None
         self._lock = threading.Lock()
@@ -212,48 +208,13 @@ class GcpProvider:
         )
 
         logging.getLogger(_PAYLOAD_LOGGER).setLevel(logging.INFO)
-        endpoint = self._source.endpoint
-        if endpoint is not None and endpoint.lower().startswith("http://"):
-            # Plaintext means an emulator: no credentials to send, none to look up.
-            channel = grpc.insecure_channel(_host_port(endpoint, default_port=80), options=_CHANNEL_OPTIONS)
-            anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]  # google-auth lacks annotations
-            transport = SecretManagerServiceGrpcTransport(credentials=anonymous, channel=channel)
-            return SecretManagerServiceClient(transport=transport)
-        options = ClientOptions(api_endpoint=self._tls_endpoint())
-        return SecretManagerServiceClient(credentials=self._credentials(), client_options=options)
+        return google_client(SecretManagerServiceClient, SecretManagerServiceGrpcTransport, self._source,
+                             self._identity, self._google_endpoint())
 
-    def _tls_endpoint(self) -> str:
-        endpoint = self._source.endpoint
-        if endpoint is not None:
-            return _host_port(endpoint if "://" in endpoint else f"https://{endpoint}", default_port=443)
+    def _google_endpoint(self) -> str:
         if self._source.location:
             return f"secretmanager.{self._source.location}.rep.googleapis.com"
         return DEFAULT_ENDPOINT
-
-    def _credentials(self) -> Any:
-        from google.oauth2 import service_account
-
-        if self._federation is not None:
-            credentials, self._supplier = federated_credentials(self._federation, list(SCOPES))
-            return credentials
-
-        if self._credentials_json is None:
-            import google.auth
-
-            try:
-                credentials, _project = google.auth.default(scopes=list(SCOPES))
-            except auth_exc.DefaultCredentialsError as exc:
-                raise AccessDenied("gcp: no credentialsSecretRef and no Application Default Credentials "
-                                   "found") from exc
-            return credentials
-        try:
-            info = json.loads(self._credentials_json)
-            from_info = service_account.Credentials.from_service_account_info
-            return from_info(info, scopes=list(SCOPES))  # type: ignore[no-untyped-call]
-        except (ValueError, TypeError, KeyError) as exc:
-            # The parse error could quote the key; name the problem only.
-            raise AccessDenied("gcp: credentialsSecretRef does not hold a service-account key JSON "
-                               f"({type(exc).__name__})") from None
 
 
 LIST_PAGE_SIZE = 250
@@ -272,17 +233,6 @@ def list_filter(query: FindQuery) -> str:
     return " AND ".join(terms)
 
 
-_CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-
-
-def _host_port(url: str, *, default_port: int) -> str:
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise Unavailable(f"gcp: endpoint {url!r} names no host")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{host}:{parts.port or default_port}"
-
-
 def _shown(ref: RemoteRef) -> str:
     return f"gcp secret {ref.name!r} version {ref.version or 'latest'}"
 
@@ -296,7 +246,7 @@ def _federation_error(provider: GcpProvider, error: ProviderError, shown: str, t
     """A failed federated call by its cause: the ServiceAccount token (by name), or a refused exchange."""
     if provider._federation is None or not isinstance(error, Unavailable | AccessDenied):
         return error
-    supplier = provider._supplier
+    supplier = provider._identity.supplier
     if supplier is not None and supplier.last_error is not None:
         cause: ProviderError = supplier.last_error
         return type(cause)(f"{shown}: {cause.message}")
