@@ -64,6 +64,13 @@ bench-scale: install binaries
 bench-rotate: install binaries
 	$(BIN)/python -m bench.rotate_now
 
+.PHONY: bench-events
+# An AWS change event on an SQS queue -> the pod-template patch, N BotSecrets (N=100), ROTATIONS one
+# at a time (20): p50/p99/max and provider reads per event, printed (see bench/README.md).
+ROTATIONS ?= 20
+bench-events: install binaries
+	$(BIN)/python -m bench.change_event --n $(N) --rotations $(ROTATIONS)
+
 .PHONY: bench-node
 # The node's set-up time (cold and warm), its memory and the kubelet's warm build; as root.
 bench-node: install binaries

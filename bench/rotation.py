@@ -22,10 +22,8 @@ import math
 import os
 import platform
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +34,7 @@ import urllib3
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
+from bench.workdir import in_workdir
 from tests.harness import botsecrets as bs
 from tests.harness import processes
 from tests.harness import workloads as wl
@@ -347,21 +346,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory with the logs")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="botsecret-bench-"))
-    ok = False
-    try:
-        code = run(workdir, args.rotations)
-        ok = code == 0
-    finally:
-        alive = processes.survivors()
-        if alive:
-            print(f"error: processes outlived the benchmark: {alive}", file=sys.stderr)
-            ok = False
-        if ok and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"logs kept in {workdir}", file=sys.stderr)
-    return 0 if ok else 1
+    return in_workdir("botsecret-bench-", args.keep, lambda workdir: run(workdir, args.rotations) == 0)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ import math
 import os
 import platform
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -47,8 +45,8 @@ from bench.scale_probes import (
 )
 from bench.scale_profile import Profiler, summary
 from bench.scale_world import LABEL, PROVIDERS, World
+from bench.workdir import in_workdir
 from tests.harness import botsecrets as bs
-from tests.harness import processes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 READS = ("secretsmanager.GetSecretValue", "secretsmanager.BatchGetSecretValue")
@@ -310,22 +308,13 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy over the operator during apply and idle")
     args = parser.parse_args()
     refresh = args.refresh or max(30, args.n // 10)
-    workdir = Path(tempfile.mkdtemp(prefix="botsecret-scale-"))
-    ok = False
-    try:
+
+    def body(workdir: Path) -> bool:
         run(args.n, workdir, refresh, args.burst, args.out, operator_source=args.operator_source, label=args.label,
             profile=args.profile)
-        ok = True
-    finally:
-        alive = processes.survivors()
-        if alive:
-            print(f"error: processes outlived the benchmark: {alive}", file=sys.stderr)
-            ok = False
-        if ok and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"logs kept in {workdir}", file=sys.stderr)
-    return 0 if ok else 1
+        return True
+
+    return in_workdir("botsecret-scale-", args.keep, body)
 
 
 if __name__ == "__main__":

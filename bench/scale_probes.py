@@ -260,13 +260,22 @@ def stamp(event: dict[str, Any]) -> float:
     return datetime.datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp()
 
 
+def restart_patch(event: dict[str, Any]) -> tuple[str, str] | None:
+    """The Deployment (namespace, name) whose pod template the operator's audited request
+    successfully patched with a restart mark, or None for any other request."""
+    ref = event.get("objectRef") or {}
+    if ((event.get("user") or {}).get("username") == OPERATOR_USER and event.get("verb") == "patch"
+            and ref.get("resource") == "deployments" and RESTART_PREFIX in json.dumps(event.get("requestObject"))
+            and (event.get("responseStatus") or {}).get("code", 200) < 300):
+        return (ref.get("namespace", ""), ref.get("name", ""))
+    return None
+
+
 def template_patches(events: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
     """The first pod-template restart patch of each Deployment by the operator, by its time."""
     found: dict[tuple[str, str], float] = {}
     for event in events:
-        ref = event.get("objectRef") or {}
-        if ((event.get("user") or {}).get("username") == OPERATOR_USER and event.get("verb") == "patch"
-                and ref.get("resource") == "deployments" and RESTART_PREFIX in json.dumps(event.get("requestObject"))
-                and (event.get("responseStatus") or {}).get("code", 200) < 300):
-            found.setdefault((ref.get("namespace", ""), ref.get("name", "")), stamp(event))
+        key = restart_patch(event)
+        if key is not None:
+            found.setdefault(key, stamp(event))
     return found

@@ -73,22 +73,26 @@ class World:
     bots: list[Bot] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
 
-    def start(self, operator_env: dict[str, str]) -> None:
+    def start(self, operator_env: dict[str, str], providers: tuple[str, ...] = PROVIDERS) -> None:
+        """The control plane, the ``providers`` asked for (moto is always started: it serves SQS
+        too) behind their counters, and the operator."""
         # Only what this world starts is stopped with it: in the test suite the session's own
         # control plane and servers are in processes.STARTED too.
         self.first_process = len(processes.STARTED)
         self.plane = ControlPlane(workdir=self.workdir / "cluster", bin_dir=binaries())
         self.moto = MotoServer(port=processes.free_port(), log=self.workdir / "moto.log")
-        self.vault = OpenBao(port=processes.free_port(span=2), log=self.workdir / "openbao.log")
-        self.gcp = GcpSecretManagerFake(workers=32)
         self.plane.start()
         self.moto.start()
-        self.vault.start()
-        self.gcp.start()
         self.aws_proxy = CountingProxy(self.moto.endpoint)
         self.aws_proxy.start()
-        self.vault_proxy = HttpCountingProxy(self.vault.address)
-        self.vault_proxy.start()
+        if "vault" in providers:
+            self.vault = OpenBao(port=processes.free_port(span=2), log=self.workdir / "openbao.log")
+            self.vault.start()
+            self.vault_proxy = HttpCountingProxy(self.vault.address)
+            self.vault_proxy.start()
+        if "gcp" in providers:
+            self.gcp = GcpSecretManagerFake(workers=32)
+            self.gcp.start()
         self.kube = kube_for(self.plane.admin_kubeconfig)
         self.operator = deploy(self.kube, self.plane, self.workdir, **operator_env)
 
@@ -172,6 +176,10 @@ class World:
             vault = bs.vault_source(self.kube, namespace, self.vault_proxy.endpoint)
             create_store(self.kube, namespace, "vault", {"vault": vault["vault"]})
             create_store(self.kube, namespace, "gcp", {"gcp": {"project": PROJECT, "endpoint": self.gcp.endpoint}})
+        self.seed_fleet()
+
+    def seed_fleet(self) -> None:
+        """The planned BotSecrets' remote secrets (first values) and Deployments."""
         remotes = {(ref.provider, ref.remote): ref for bot in self.bots for ref in bot.refs.values()}
         _parallel([lambda r=ref: self.put_remote(r, f"v0-{secrets.token_hex(8)}") for ref in remotes.values()],
                   workers=8)
@@ -186,7 +194,8 @@ class World:
                 raise
 
     def botsecret_body(self, bot: Bot, refresh: str) -> dict[str, Any]:
-        sources = [{"name": p, "storeRef": store_ref(p)} for p in PROVIDERS]
+        used = {ref.provider for ref in bot.refs.values()}
+        sources = [{"name": p, "storeRef": store_ref(p)} for p in PROVIDERS if p in used]
         spec = {
             "refreshInterval": refresh,
             "sources": sources,

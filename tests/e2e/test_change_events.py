@@ -5,14 +5,13 @@ store's Secrets Manager reads go through a counting proxy."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import pytest
 
 from tests.harness import botsecrets as bs
-from tests.harness.aws import MotoServer
+from tests.harness.aws import MotoServer, cloudtrail_event
 from tests.harness.change_events import (
     assert_one_woke_one_malformed,
     bot_reading,
@@ -35,18 +34,6 @@ def proxy(aws: MotoServer) -> Any:
     counting.start()
     yield counting
     counting.stop()
-
-
-def cloudtrail_event(name: str, secret_id: str) -> str:
-    """What an EventBridge rule on Secrets Manager's CloudTrail events puts on the queue."""
-    return json.dumps({
-        "version": "0", "id": "1f6b7ab3-5a0e-4b8e-9a39-0f0c3a4c2d11", "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.secretsmanager", "account": "123456789012", "time": "2026-12-07T21:00:00Z",
-        "region": "us-east-1", "resources": [],
-        "detail": {"eventVersion": "1.08", "eventTime": "2026-12-07T21:00:00Z",
-                   "eventSource": "secretsmanager.amazonaws.com", "eventName": name, "awsRegion": "us-east-1",
-                   "requestParameters": {"secretId": secret_id}, "responseElements": None,
-                   "eventType": "AwsApiCall", "managementEvent": True}})
 
 
 def _store_with_queue(kube: Kube, namespace: str, endpoint: str, queue_url: str, fallback: str = "1h") -> None:

@@ -7,6 +7,7 @@ does. :func:`patch_moto` says what is patched and why.
 
 from __future__ import annotations
 
+import json
 import sys
 import urllib.request
 from dataclasses import dataclass, field
@@ -78,6 +79,19 @@ def patch_moto() -> None:
 
     update_secret_version_stage._botsecret_patched = True  # type: ignore[attr-defined]
     SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
+
+
+def cloudtrail_event(name: str, secret_id: str) -> str:
+    """What an EventBridge rule on Secrets Manager's CloudTrail events puts on an SQS queue: the
+    record of the action ``name`` on ``secret_id`` (a name or an ARN), as the message body."""
+    return json.dumps({
+        "version": "0", "id": "1f6b7ab3-5a0e-4b8e-9a39-0f0c3a4c2d11", "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.secretsmanager", "account": "123456789012", "time": "2026-12-07T21:00:00Z",
+        "region": "us-east-1", "resources": [],
+        "detail": {"eventVersion": "1.08", "eventTime": "2026-12-07T21:00:00Z",
+                   "eventSource": "secretsmanager.amazonaws.com", "eventName": name, "awsRegion": "us-east-1",
+                   "requestParameters": {"secretId": secret_id}, "responseElements": None,
+                   "eventType": "AwsApiCall", "managementEvent": True}})
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ secrets, never values. Lets a test show that a BotSecret asked the provider noth
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 from .loopback import LoopbackServer, QuietHandler, forward
 
@@ -18,13 +20,17 @@ class CountingProxy(LoopbackServer):
         self.upstream = upstream.rstrip("/")
         self.requests: list[tuple[str, str]] = []  # (X-Amz-Target, body)
         self.signers: list[str] = []  # the access key id that signed each request (not a secret)
+        self.arrived: list[float] = []  # wall-clock time each request arrived (for the benchmarks)
+        self._append = threading.Lock()  # the three lists stay aligned, index for index
         proxy = self
 
         class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                proxy.requests.append((self.headers.get("X-Amz-Target") or "", body.decode(errors="replace")))
-                proxy.signers.append(_access_key_id(self.headers.get("Authorization") or ""))
+                with proxy._append:
+                    proxy.arrived.append(time.time())
+                    proxy.requests.append((self.headers.get("X-Amz-Target") or "", body.decode(errors="replace")))
+                    proxy.signers.append(_access_key_id(self.headers.get("Authorization") or ""))
                 status, payload, kind = forward(proxy.upstream, self, body)
                 self.send_response(status)
                 self.send_header("Content-Type", kind or "application/x-amz-json-1.1")
