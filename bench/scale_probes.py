@@ -130,18 +130,33 @@ class FleetWatch:
             return [c for c in self.mark_changes if c[0] >= moment]
 
 
+class AuditLogRotated(RuntimeError):
+    """The apiserver rotated its audit log after the mark: what happened since cannot be counted."""
+
+
 class Audit:
     """The operator's requests in the apiserver's audit log, read from a remembered offset."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._offset = 0
+        self._inode: int | None = None
 
     def mark(self) -> None:
-        self._offset = self._path.stat().st_size if self._path.exists() else 0
+        stat = self._path.stat() if self._path.exists() else None
+        self._offset = stat.st_size if stat else 0
+        self._inode = stat.st_ino if stat else None
+
+    def _check_not_rotated(self) -> None:
+        # The apiserver renames a full log and starts a new one; reading the new one from the old
+        # offset would count nothing at all, a figure of 0 that is false.
+        if self._inode is not None and self._path.stat().st_ino != self._inode:
+            raise AuditLogRotated(f"the audit log {self._path} was rotated after the mark; "
+                                  "its counts since then are incomplete")
 
     def events(self, offset: int | None = None) -> list[dict[str, Any]]:
         """Every complete audit event from ``offset`` (default: the mark) on."""
+        self._check_not_rotated()
         found: list[dict[str, Any]] = []
         with self._path.open("rb") as log:
             log.seek(self._offset if offset is None else offset)
@@ -183,6 +198,7 @@ class Audit:
 
     def since_mark(self) -> Counter[str]:
         """The operator's requests since the mark, by ``verb resource[/subresource]``."""
+        self._check_not_rotated()
         counts: Counter[str] = Counter()
         with self._path.open("rb") as log:
             log.seek(self._offset)

@@ -175,6 +175,9 @@ class ControlPlane:
             f"--kubelet-certificate-authority={ca.cert_path}",
             f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
             "--audit-log-mode=blocking", "--audit-log-format=json",
+            # Never rotated (0: a plain file; the flag's default rotates at 100 MB): the benchmarks
+            # read the log from an offset, and at N=5,000 one idle window writes more than 100 MB.
+            "--audit-log-maxsize=0",
         ]
         self.apiserver = processes.start(self._apiserver_argv, log=api_log)
         self.procs.append(self.apiserver)
